@@ -1,0 +1,171 @@
+"""Graded tests of exercise 07: the thread pool."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import inspect
+import threading
+
+import pytest
+
+from pytest_concurrency import load_impl
+
+thread_pool = load_impl("thread_pool")
+
+# Generous: a correct pool meets every rendezvous in milliseconds.
+PATIENCE = 5.0
+
+
+def run_tasks_recording_threads(pool, n_tasks: int) -> set[threading.Thread]:
+    seen: set[threading.Thread] = set()
+    lock = threading.Lock()
+
+    def task(i):
+        with lock:
+            seen.add(threading.current_thread())
+        return i
+
+    assert pool.map(task, range(n_tasks)) == list(range(n_tasks))
+    return seen
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("bad", [0, -3])
+def test_max_workers_below_one_is_a_value_error(bad):
+    with pytest.raises(ValueError):
+        thread_pool.ThreadPool(bad)
+
+
+@pytest.mark.points(2)
+def test_submit_returns_a_future_with_the_result():
+    with thread_pool.ThreadPool(2) as pool:
+        future = pool.submit(pow, 2, exp=10)
+        assert isinstance(future, concurrent.futures.Future), (
+            f"submit must return a concurrent.futures.Future, got {type(future).__name__}"
+        )
+        assert future.result(timeout=PATIENCE) == 1024
+
+
+@pytest.mark.points(2)
+def test_map_returns_results_in_input_order_even_when_tasks_finish_out_of_order():
+    # Task i waits until task i+1 has finished: they finish in reverse order.
+    n = 4
+    finished = [threading.Event() for _ in range(n + 1)]
+    finished[n].set()
+
+    def task(i):
+        if not finished[i + 1].wait(PATIENCE):
+            raise AssertionError(f"task {i + 1} never finished while task {i} waited for it")
+        finished[i].set()
+        return i * 10
+
+    with thread_pool.ThreadPool(n) as pool:
+        assert pool.map(task, range(n)) == [0, 10, 20, 30]
+
+
+@pytest.mark.points(3)
+def test_never_more_than_max_workers_threads_and_they_are_reused():
+    before = set(threading.enumerate())
+    with thread_pool.ThreadPool(3) as pool:
+        workers = run_tasks_recording_threads(pool, 60)
+        extra = set(threading.enumerate()) - before
+    assert len(workers) <= 3, (
+        f"60 tasks ran in {len(workers)} different threads with max_workers=3: "
+        "workers must be reused, not one thread per task"
+    )
+    assert len(extra) <= 3, f"the pool had {len(extra)} threads alive with max_workers=3"
+
+
+@pytest.mark.points(3)
+def test_up_to_max_workers_tasks_really_run_at_the_same_time():
+    n = 4
+    rendezvous = threading.Barrier(n, timeout=PATIENCE)
+
+    def task(i):
+        try:
+            rendezvous.wait()
+        except threading.BrokenBarrierError:
+            raise AssertionError(
+                f"{n} tasks never ran at the same time in a pool of {n} workers"
+            ) from None
+        return i
+
+    with thread_pool.ThreadPool(n) as pool:
+        assert pool.map(task, range(n)) == list(range(n))
+
+
+@pytest.mark.points(2)
+def test_an_exception_in_a_task_is_raised_by_result_and_by_map():
+    class Boom(Exception):
+        pass
+
+    def task(i):
+        if i == 2:
+            raise Boom(f"task {i}")
+        return i
+
+    with thread_pool.ThreadPool(2) as pool:
+        future = pool.submit(task, 2)
+        with pytest.raises(Boom, match="task 2"):
+            future.result(timeout=PATIENCE)
+        with pytest.raises(Boom, match="task 2"):
+            pool.map(task, range(4))
+        # The worker that ran the failing task is still there for the next one.
+        assert pool.submit(task, 5).result(timeout=PATIENCE) == 5
+
+
+@pytest.mark.points(2)
+def test_submit_after_shutdown_is_a_runtime_error():
+    pool = thread_pool.ThreadPool(2)
+    pool.shutdown()
+    with pytest.raises(RuntimeError):
+        pool.submit(print, "too late")
+
+
+@pytest.mark.points(3)
+def test_shutdown_waits_for_every_task_and_every_worker():
+    release = threading.Event()
+    done = []
+    pool = thread_pool.ThreadPool(2)
+    workers = set()
+
+    def task(i):
+        workers.add(threading.current_thread())
+        release.wait(PATIENCE)
+        done.append(i)
+
+    for i in range(10):
+        pool.submit(task, i)
+    # Shut down while tasks are still queued: they must all still run.
+    threading.Timer(0.05, release.set).start()
+    pool.shutdown(wait=True)
+    assert sorted(done) == list(range(10)), (
+        f"shutdown(wait=True) returned after {len(done)} of 10 submitted tasks ran"
+    )
+    alive = [w.name for w in workers if w.is_alive()]
+    assert not alive, f"shutdown(wait=True) returned with worker threads still alive: {alive}"
+
+
+@pytest.mark.points(2)
+def test_with_block_shuts_the_pool_down():
+    with thread_pool.ThreadPool(2) as pool:
+        assert isinstance(pool, thread_pool.ThreadPool), "__enter__ must return the pool"
+        workers = run_tasks_recording_threads(pool, 6)
+    alive = [w.name for w in workers if w.is_alive()]
+    assert not alive, f"leaving the with block left worker threads alive: {alive}"
+    with pytest.raises(RuntimeError):
+        pool.submit(print)
+
+
+@pytest.mark.points(1)
+def test_written_with_threading_and_queue_not_thread_pool_executor(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("ThreadPool must not use concurrent.futures.ThreadPoolExecutor")
+
+    monkeypatch.setattr(concurrent.futures.ThreadPoolExecutor, "__init__", forbidden)
+    with thread_pool.ThreadPool(2) as pool:
+        assert pool.submit(len, "abc").result(timeout=PATIENCE) == 3
+    source = inspect.getsource(thread_pool)
+    assert "ThreadPoolExecutor" not in source, (
+        "thread_pool.py mentions ThreadPoolExecutor: build the pool with threading and queue"
+    )

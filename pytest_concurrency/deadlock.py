@@ -1,0 +1,1 @@
+"""deadlock: not written yet."""

@@ -1,0 +1,60 @@
+"""The kit check: solutions score full marks, stubs score zero, broken implementations are caught.
+
+Each case runs the exercise's graded tests in a fresh pytest, exactly as a
+student or a grader would, and reads the grade from ``--grade-json``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from kit import SOLUTIONS, BrokenVariant, broken_variants, exercise_names, grade, mirror_with, short
+
+
+def failures(result: dict) -> str:
+    lines = [f"{t['name']}: {t['output'][:2000]}" for t in result["tests"] if t["status"] != "passed"]
+    return "\n\n".join(lines) or result["pytest_output"][-3000:]
+
+
+@pytest.mark.parametrize("exercise", exercise_names())
+def test_solution_scores_full_marks(exercise, tmp_path):
+    result = grade(exercise, SOLUTIONS, tmp_path)
+    assert result["tests"], f"{exercise}: no graded test ran"
+    assert result["score"] == result["max_score"], failures(result)
+    assert result["exit_code"] == 0, result["pytest_output"][-3000:]
+
+
+@pytest.mark.parametrize("exercise", exercise_names())
+def test_stub_scores_zero_and_every_test_is_not_started(exercise, tmp_path):
+    result = grade(exercise, None, tmp_path)
+    assert result["tests"], f"{exercise}: no graded test ran"
+    assert result["score"] == 0
+    started = [t["name"] for t in result["tests"] if not t["output"].startswith("not started")]
+    assert not started, (
+        f"these tests of {exercise} do not fail as 'not started' against the stub "
+        f"(every test must call the stub before checking anything): {started}\n{failures(result)}"
+    )
+
+
+@pytest.mark.parametrize("variant", broken_variants(), ids=lambda v: f"{v.exercise}/{v.name}")
+def test_broken_implementation_is_caught(variant: BrokenVariant, tmp_path):
+    impl = mirror_with(tmp_path, variant.exercise, variant.path)
+    result = grade(variant.exercise, impl, tmp_path)
+    failed = {short(t["name"]) for t in result["tests"] if t["status"] != "passed"}
+    assert failed, f"{variant.exercise}/{variant.name} ({variant.mistake}) passed every test"
+    unusable = [t["name"] for t in result["tests"] if t["output"].startswith("not started")
+                or "does not exist" in t["output"] or "SyntaxError" in t["output"]]
+    assert not unusable, f"the variant itself does not load or is unfinished: {unusable}"
+    missed = [name for name in variant.caught_by if name not in failed]
+    assert not missed, (
+        f"{variant.exercise}/{variant.name} ({variant.mistake}) declares CAUGHT_BY {missed}, "
+        f"but those tests passed; failed were {sorted(failed)}"
+    )
+
+
+def test_every_exercise_has_a_solution_and_broken_implementations():
+    variants = broken_variants()
+    for exercise in exercise_names():
+        assert (SOLUTIONS / exercise).is_dir(), f"solutions/{exercise} is missing"
+        count = sum(v.exercise == exercise for v in variants)
+        assert count >= 3, f"{exercise} has {count} broken implementations under tests/broken; want ≥ 3"
