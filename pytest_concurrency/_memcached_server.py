@@ -1,0 +1,522 @@
+"""Real memcached servers for tests: start, stop, kill, freeze, and talk to them directly.
+
+The fixtures in :mod:`pytest_concurrency.fixtures.memcached` hand these out;
+this module knows nothing about pytest, so that it can be used (and tested)
+on its own::
+
+    watchdog = Watchdog()
+    server = MemcachedServer(find_memcached(None), watchdog=watchdog)
+    server.start()                 # a free loopback port, waits until it answers
+    server.command(b"set k 0 0 1\\r\\nx")      # -> b"STORED"
+    server.get_raw("k")            # -> (0, b"x"): asks the server itself, no client library
+    server.kill()                  # SIGKILL: connections refused from now on
+    server.start()                 # the same port again, empty
+    server.stop(); watchdog.close()
+
+The protocol helpers speak memcached's text protocol over a plain socket, so
+that a test can check what a server really holds without trusting the client
+under test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+
+# Generous: a loaded CI machine with two cores may take a while to exec memcached.
+STARTUP_PATIENCE = 20.0
+SHUTDOWN_PATIENCE = 10.0
+REPLY_TIMEOUT = 10.0
+
+BIN_ENV = "PYTEST_MEMCACHED_BIN"
+SERVERS_ENV = "PYTEST_MEMCACHED_SERVERS"
+
+# Where package managers put memcached when PATH does not say.
+_USUAL_PLACES = (
+    "/usr/bin/memcached",
+    "/usr/local/bin/memcached",
+    "/opt/homebrew/bin/memcached",
+    "/usr/sbin/memcached",
+    "/opt/local/bin/memcached",
+)
+
+INSTALL_HELP = f"""\
+Install memcached, or point the tests at servers that already run:
+  Debian/Ubuntu:  sudo apt-get install memcached
+  macOS:          brew install memcached
+  Fedora/RHEL:    sudo dnf install memcached
+  elsewhere:      pytest --memcached-bin /path/to/memcached  (or set {BIN_ENV})
+  CI:             run memcached as a service container (image memcached:1.6, port 11211)
+                  and pass --memcached-servers 127.0.0.1:11211  (or set {SERVERS_ENV})"""
+
+
+class MemcachedError(Exception):
+    """A memcached server could not be found, started, or did not answer as expected."""
+
+
+class MemcachedNotFound(MemcachedError):
+    """No memcached binary: the message says how to install one."""
+
+
+class PortTaken(MemcachedError):
+    """Somebody else listens on the port a server wanted."""
+
+
+def find_memcached(explicit: str | None, source: str = "--memcached-bin") -> str:
+    """The memcached binary to run: ``explicit`` if given (from ``source``), else the usual places.
+
+    >>> find_memcached("/nonexistent", "--memcached-bin")
+    Traceback (most recent call last):
+    MemcachedNotFound: --memcached-bin /nonexistent: no such file...
+    """
+    if explicit:
+        path = Path(explicit).expanduser()
+        if path.is_dir():
+            raise MemcachedNotFound(f"{source} {explicit}: is a folder, not the memcached program\n{INSTALL_HELP}")
+        if not path.exists():
+            raise MemcachedNotFound(f"{source} {explicit}: no such file\n{INSTALL_HELP}")
+        if not os.access(path, os.X_OK):
+            raise MemcachedNotFound(f"{source} {explicit}: not executable\n{INSTALL_HELP}")
+        return str(path)
+    found = shutil.which("memcached")
+    if found:
+        return found
+    for candidate in _USUAL_PLACES:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    raise MemcachedNotFound(
+        "memcached is not installed: it is not on PATH nor in "
+        f"{', '.join(_USUAL_PLACES)}\n{INSTALL_HELP}"
+    )
+
+
+def parse_servers(text: str, source: str) -> list[tuple[str, int]]:
+    """``"h1:11211,h2:11212"`` -> ``[("h1", 11211), ("h2", 11212)]``; bad text names ``source``.
+
+    >>> parse_servers("127.0.0.1:11211, localhost:11212", "--memcached-servers")
+    [('127.0.0.1', 11211), ('localhost', 11212)]
+    """
+    servers = []
+    for part in text.split(","):
+        item = part.strip()
+        if not item:
+            continue
+        host, sep, port_text = item.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(
+                f"{source}: {item!r} is not HOST:PORT (e.g. 127.0.0.1:11211); "
+                f"expected a comma-separated list, got {text!r}"
+            )
+        servers.append((host, int(port_text)))
+    if not servers:
+        raise ValueError(f"{source}: no server given, got {text!r}; expected e.g. 127.0.0.1:11211")
+    return servers
+
+
+# ---------------------------------------------------------------------------
+# Talking to a server directly
+
+
+class _Reader:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise MemcachedError("the server closed the connection")
+        self.buffer += chunk
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            self._fill()
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def exactly(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            self._fill()
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+
+class Connection:
+    """One text-protocol connection to a server, for checks and housekeeping."""
+
+    def __init__(self, host: str, port: int, timeout: float = REPLY_TIMEOUT) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.reader = _Reader(self.sock)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def simple(self, request: bytes) -> bytes:
+        """Send one request whose reply is one line; return that line."""
+        self.sock.sendall(request + b"\r\n")
+        return self.reader.line()
+
+    def get(self, key: str) -> tuple[int, bytes] | None:
+        """(flags, data) of ``key``, or None when the server does not hold it."""
+        self.sock.sendall(b"get " + key.encode() + b"\r\n")
+        found = None
+        while (line := self.reader.line()) != b"END":
+            parts = line.split()
+            if parts[:1] != [b"VALUE"] or len(parts) < 4:
+                raise MemcachedError(f"unexpected reply to get {key}: {line!r}")
+            data = self.reader.exactly(int(parts[3]) + 2)[:-2]
+            found = (int(parts[2]), data)
+        return found
+
+    def stats(self) -> dict[str, str]:
+        self.sock.sendall(b"stats\r\n")
+        stats = {}
+        while (line := self.reader.line()) != b"END":
+            _, name, value = line.decode().split(" ", 2)
+            stats[name] = value
+        return stats
+
+
+# ---------------------------------------------------------------------------
+# The watchdog: no server outlives the session
+
+
+class Watchdog:
+    """One helper process per session that kills every watched server when the session dies.
+
+    The session holds the only write end of the watchdog's stdin; when the
+    session ends in any way (also SIGKILL), the pipe closes and the watchdog
+    kills what it was told to watch.
+    """
+
+    SCRIPT = Path(__file__).with_name("_memcached_watchdog.py")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def _send(self, line: str) -> None:
+        with self._lock:
+            if self._process is None:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-u", str(self.SCRIPT)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    start_new_session=True,  # Ctrl-C must not reach it
+                )
+            assert self._process.stdin is not None
+            self._process.stdin.write(line.encode() + b"\n")
+            self._process.stdin.flush()
+
+    def watch(self, pid: int) -> None:
+        self._send(f"watch {pid}")
+
+    def forget(self, pid: int) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._send(f"forget {pid}")
+
+    def close(self) -> None:
+        """Close the pipe: the watchdog kills what is still watched and exits."""
+        with self._lock:
+            process, self._process = self._process, None
+        if process is None:
+            return
+        with contextlib.suppress(OSError):
+            assert process.stdin is not None
+            process.stdin.close()
+        try:
+            process.wait(SHUTDOWN_PATIENCE)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# ---------------------------------------------------------------------------
+# A server
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49152, 65535  # the IANA range, used by macOS and BSDs
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port nobody listens on, outside the range the kernel gives outgoing connections.
+
+    Outside that range, a client's own connection can never hold the port
+    while a stopped server waits to start on it again.
+    """
+    low, _ = _ephemeral_range()
+    first, last = 20000, min(low, 32768) - 1
+    for _ in range(200):
+        port = random.randint(first, last) if last > first else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise MemcachedError(f"no free port on {host} between {first} and {last}")
+
+
+class MemcachedServer:
+    """A real ``memcached`` process listening on one loopback port.
+
+    ``start()`` waits until it answers; ``stop()`` ends it gracefully (SIGTERM),
+    ``kill()`` abruptly (SIGKILL); ``start()`` again uses the same port.
+    ``freeze()`` suspends it (SIGSTOP): connections are accepted by the kernel
+    but nothing is ever answered, a server that hangs; ``thaw()`` resumes it.
+    """
+
+    host = LOOPBACK
+
+    def __init__(self, binary: str, port: int | None = None, *, watchdog: Watchdog | None = None,
+                 memory_mb: int = 64) -> None:
+        self.binary = binary
+        self.port = port if port is not None else free_port()
+        self.watchdog = watchdog
+        self.memory_mb = memory_mb
+        self._process: subprocess.Popen[bytes] | None = None
+        self._frozen = False
+        self._lock = threading.RLock()
+
+    @property
+    def _log(self) -> Path:
+        return Path(tempfile.gettempdir(), f"pytest-memcached-{os.getpid()}-{self.port}.log")
+
+    def move_to_free_port(self) -> None:
+        """Listen on another free port from the next start() on (the old one was taken)."""
+        with self._lock:
+            if self.running:
+                raise MemcachedError(f"cannot move {self.address}: it is running")
+            self.port = free_port()
+
+    def __repr__(self) -> str:
+        state = "frozen" if self._frozen else "running" if self.running else "stopped"
+        return f"<memcached {self.address} {state}>"
+
+    @property
+    def address(self) -> str:
+        """``"127.0.0.1:PORT"``, as a client's server list wants it."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self.running and self._process else None
+
+    @property
+    def running(self) -> bool:
+        """True while the process lives (also when frozen)."""
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen and self.running
+
+    def _command_line(self) -> list[str]:
+        command = [self.binary, "-l", self.host, "-p", str(self.port), "-U", "0",
+                   "-m", str(self.memory_mb), "-c", "1024", "-t", "2"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            command += ["-u", "root"]  # memcached refuses to run as root without it
+        return command
+
+    def start(self) -> None:
+        """Start the server on its port (again) and wait until it answers. No-op if running."""
+        with self._lock:
+            if self.running:
+                self.thaw()
+                return
+            with open(self._log, "wb") as log:
+                self._process = subprocess.Popen(
+                    self._command_line(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    start_new_session=True,  # Ctrl-C ends the session's tests, not its servers
+                )
+            self._frozen = False
+            if self.watchdog is not None:
+                self.watchdog.watch(self._process.pid)
+            self._wait_until_answering()
+
+    def _wait_until_answering(self) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + STARTUP_PATIENCE
+        while True:
+            if self._process.poll() is not None:
+                self._forget()
+                said = self._log.read_text(errors="replace").strip()
+                if "in use" in said:
+                    raise PortTaken(f"memcached could not listen on {self.address}: {said}")
+                raise MemcachedError(
+                    f"memcached ({' '.join(self._command_line())}) exited with status "
+                    f"{self._process.returncode} before answering: {said or 'it said nothing'}"
+                )
+            try:
+                with Connection(self.host, self.port, timeout=1.0) as connection:
+                    if connection.simple(b"version").startswith(b"VERSION"):
+                        return
+            except (OSError, MemcachedError):
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                raise MemcachedError(
+                    f"memcached on {self.address} did not answer within {STARTUP_PATIENCE:g} s"
+                )
+            time.sleep(0.01)
+
+    def _forget(self) -> None:
+        if self.watchdog is not None and self._process is not None:
+            self.watchdog.forget(self._process.pid)
+        with contextlib.suppress(OSError):
+            self._log.unlink()
+
+    def stop(self) -> None:
+        """End the server gracefully (SIGTERM) and wait until it is gone. No-op if not running."""
+        with self._lock:
+            if not self.running:
+                return
+            assert self._process is not None
+            self._process.terminate()
+            if self._frozen:
+                self._process.send_signal(signal.SIGCONT)  # a stopped process acts on SIGTERM only once resumed
+            try:
+                self._process.wait(SHUTDOWN_PATIENCE)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._frozen = False
+            self._forget()
+
+    def kill(self) -> None:
+        """Kill the server abruptly (SIGKILL), like a crash. No-op if not running."""
+        with self._lock:
+            if not self.running:
+                return
+            assert self._process is not None
+            self._process.kill()
+            self._process.wait()
+            self._frozen = False
+            self._forget()
+
+    def freeze(self) -> None:
+        """Suspend the server (SIGSTOP): it accepts connections but never answers."""
+        with self._lock:
+            if not self.running:
+                raise MemcachedError(f"cannot freeze {self.address}: it is not running")
+            assert self._process is not None
+            self._process.send_signal(signal.SIGSTOP)
+            self._frozen = True
+
+    def thaw(self) -> None:
+        """Resume a frozen server. No-op if it is not frozen."""
+        with self._lock:
+            if self._frozen and self.running:
+                assert self._process is not None
+                self._process.send_signal(signal.SIGCONT)
+            self._frozen = False
+
+    # -- direct checks -----------------------------------------------------
+
+    def connect(self, timeout: float = REPLY_TIMEOUT) -> Connection:
+        return Connection(self.host, self.port, timeout)
+
+    def command(self, request: bytes) -> bytes:
+        """Send one request with a one-line reply (set, delete, incr, flush_all, mg, …)."""
+        with self.connect() as connection:
+            return connection.simple(request)
+
+    def flush(self) -> None:
+        """Forget every item (``flush_all``)."""
+        reply = self.command(b"flush_all")
+        if reply != b"OK":
+            raise MemcachedError(f"flush_all on {self.address} answered {reply!r}")
+
+    def stats(self) -> dict[str, str]:
+        """The server's ``stats``, e.g. ``stats()["curr_connections"]``."""
+        with self.connect() as connection:
+            return connection.stats()
+
+    def get_raw(self, key: str) -> tuple[int, bytes] | None:
+        """(flags, bytes) this server holds under ``key``, or None."""
+        with self.connect() as connection:
+            return connection.get(key)
+
+    def holds(self, keys: list[str]) -> set[str]:
+        """Which of ``keys`` this server holds."""
+        with self.connect() as connection:
+            return {key for key in keys if connection.get(key) is not None}
+
+    def ttl(self, key: str) -> int | None:
+        """Seconds ``key`` has left (-1: never expires), or None when not held. Needs memcached ≥ 1.6."""
+        reply = self.command(b"mg " + key.encode() + b" t")
+        if reply.startswith(b"EN"):
+            return None
+        for flag in reply.split()[1:]:
+            if flag.startswith(b"t"):
+                return int(flag[1:])
+        raise MemcachedError(f"{self.address} answered {reply!r} to a meta get (memcached ≥ 1.6 needed)")
+
+
+class ExternalServer(MemcachedServer):
+    """A server that runs already (``--memcached-servers``): usable, but not ours to stop."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.binary = ""
+        self.watchdog = None
+        self._process = None
+        self._frozen = False
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"<memcached {self.address} external>"
+
+    @property
+    def running(self) -> bool:
+        return True
+
+    def _refuse(self, action: str) -> None:
+        raise MemcachedError(
+            f"cannot {action} {self.address}: it was given with --memcached-servers, and only "
+            "servers the plugin starts itself can be stopped, killed or frozen"
+        )
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self._refuse("stop")
+
+    def kill(self) -> None:
+        self._refuse("kill")
+
+    def freeze(self) -> None:
+        self._refuse("freeze")
+
+    def thaw(self) -> None:
+        pass
