@@ -1,1 +1,491 @@
-"""deadlock: not written yet."""
+"""Deadlocks in real runs: wait-for cycles, threads nobody can wake, lock-order inversions.
+
+Outside ``schedule.run`` tests use real threads.  While a test runs (setup, call
+and teardown), the ``threading`` primitives it creates are watched (see
+:mod:`pytest_concurrency._waitgraph`), and a watchdog thread looks at the
+wait-for graph every few hundredths of a second:
+
+- a **cycle** (thread 1 holds A and waits for B, thread 2 holds B and waits for
+  A; joins count as waits for the joined thread) that lasts
+  ``deadlock_timeout`` seconds, or
+- **every thread of the test** (its own thread and every thread started since
+  it began) blocked with no timeout for ``deadlock_timeout`` seconds, on locks,
+  conditions, events, semaphores, barriers, queues or joins: a lost wakeup, a
+  join on a thread that waits forever,
+
+fails the test with a report that names each thread, what it holds, what it
+waits for and where, with the stacks.  Each of those threads gets a
+:class:`~pytest_concurrency.errors.DeadlockError` raised from its blocked call,
+so none stays stuck and the run goes on::
+
+    $ pytest --deadlock-timeout 0.5 tests/test_bank.py
+    E   pytest_concurrency.errors.DeadlockError: deadlock: 2 threads wait for each other ...
+
+**Potential deadlocks**: when a test took lock A then B in one place and B then
+A in another (in any threads), the test is reported lockdep-style with both
+acquisition sites.  In exercise tests (and tests marked ``hygiene``, see
+:mod:`pytest_concurrency.hygiene`) it fails the test; elsewhere it is a
+:class:`PotentialDeadlockWarning`.
+
+**The last guard**: exercise tests without a ``timeout`` marker get
+``pytest.mark.timeout(exercise_timeout, method="signal")`` from pytest-timeout:
+the signal method fails only the test that hangs (the thread method would end the
+whole run).  When it fires, the wait-for graph and every thread's stack are
+added to its message, and the blocked threads are unwound.
+
+``--deadlock-timeout 0`` turns the watchdog off (the instrumentation stays, for
+the lock-order check).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from . import _waitgraph as wg
+from ._scope import is_strict
+from .errors import DeadlockError
+from .layout import exercise_folder
+
+DEADLOCK_TIMEOUT_HELP = (
+    "real (uncontrolled) runs: a wait-for cycle, or every thread of the test blocked, "
+    "that lasts S seconds fails the test and unwinds the blocked threads (default 1.0; "
+    "0 turns the watchdog off)"
+)
+EXERCISE_TIMEOUT_HELP = (
+    "pytest-timeout for exercise tests that have no timeout marker, with the signal "
+    "method (only the hung test fails); default 60 seconds, 0 for none"
+)
+DEFAULT_DEADLOCK_TIMEOUT = 1.0
+DEFAULT_EXERCISE_TIMEOUT = 60.0
+PYTEST_TIMEOUT_PREFIX = "Timeout (>"
+
+
+class PotentialDeadlockWarning(pytest.PytestWarning):
+    """Two locks were taken in opposite orders: with unlucky timing, a deadlock."""
+
+
+@dataclass
+class TestState:
+    """What the watchdog knows about the test that runs now."""
+
+    item: pytest.Item
+    thread: threading.Thread
+    baseline: set[threading.Thread]
+    reports: list[str] = field(default_factory=list)
+    installed: bool = False
+
+
+class Watchdog:
+    """A daemon thread that looks at the wait-for graph while a test runs."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.tick = max(0.01, min(0.1, timeout / 5))
+        self.test: TestState | None = None
+        self._stop = False
+        self._wake = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, name="pytest-concurrency deadlock watchdog", daemon=True
+        )
+
+    def start(self) -> None:
+        if self.timeout > 0:
+            self.thread.start()
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.set()
+        if self.thread.is_alive():
+            self.thread.join(2)
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait(self.tick)
+            test = self.test
+            if test is None or self._stop:
+                continue
+            try:
+                self.look(test)
+            except Exception as error:  # never let the watchdog die silently
+                print(f"pytest-concurrency: deadlock watchdog error: {error!r}", file=sys.stderr)
+
+    def look(self, test: TestState) -> None:
+        now = time.monotonic()
+        waits = wg.waits()
+        unwound = wg.unwound_idents()
+        blocked = {
+            ident: wait for ident, wait in waits.items() if not wait.timed and ident not in unwound
+        }
+        if not blocked:
+            return
+        cycle = find_cycle(blocked)
+        if cycle and now - max(blocked[i].since for i in cycle) >= self.timeout:
+            report = cycle_report(cycle, blocked, self.timeout)
+            self._fire(test, cycle, report)
+            return
+        members = test_threads(test)
+        if members is None or not members:
+            return
+        if all(ident in blocked for ident in members) and (
+            now - max(blocked[i].since for i in members) >= self.timeout
+        ):
+            report = stuck_report(sorted(members), blocked, self.timeout)
+            self._fire(test, sorted(members), report)
+
+    def _fire(self, test: TestState, idents: list[int], report: str) -> None:
+        test.reports.append(report)  # first: the test must fail even if the threads unwind fast
+        for ident in idents:
+            wg.unwind(ident, report)
+
+
+def find_cycle(blocked: dict[int, wg.Wait]) -> list[int] | None:
+    """Thread idents of a wait-for cycle among ``blocked`` (owner edges and joins), or None."""
+    waits_for: dict[int, int] = {}
+    for ident, wait in blocked.items():
+        if wait.kind == "acquire":
+            owner = wait.target._owner
+        elif wait.kind == "join":
+            owner = wait.target.ident
+        else:
+            continue
+        if owner is not None:
+            waits_for[ident] = owner
+    for start in waits_for:
+        path: list[int] = []
+        node: int | None = start
+        while node is not None and node in waits_for and node not in path:
+            path.append(node)
+            node = waits_for[node]
+        if node is not None and node in path:
+            return path[path.index(node):]
+    return None
+
+
+def test_threads(test: TestState) -> set[int] | None:
+    """Idents of the test's own thread and of every thread started since it began.
+
+    None while a thread is being started (it cannot be blocked yet, but is not
+    running either: no verdict).
+    """
+    if getattr(threading, "_limbo", None):
+        return None
+    members = {test.thread.ident} if test.thread.is_alive() else set()
+    for thread in threading.enumerate():
+        if thread not in test.baseline and thread.ident is not None:
+            members.add(thread.ident)
+    members.discard(None)
+    return members  # type: ignore[return-value]
+
+
+def _thread_names() -> dict[int | None, str]:
+    return {t.ident: t.name for t in threading.enumerate()}
+
+
+def _holds(ident: int) -> list[wg.Held]:
+    return wg.held_by_thread().get(ident, [])
+
+
+def _describe_thread(ident: int, wait: wg.Wait | None, names: dict, frames: dict) -> str:
+    name = names.get(ident, f"thread {ident}")
+    frame = frames.get(ident)
+    lines = [f"  thread {name!r}"]
+    for held in _holds(ident):
+        lines.append(f"      holds {held.lock.describe()}")
+        lines.append(f"          taken at {wg.format_site(held.site)}")
+    if wait is not None:
+        lines.append(f"      waits for {wg.describe_wait(ident, wait, frame)}")
+        user = wg.user_frame(frame)
+        if user is not None:
+            lines.append(f"          at {wg.format_site((user.f_code, user.f_lineno))}")
+        owner = _owner_of(wait)
+        if owner is not None:
+            if wait.kind == "join":
+                lines.append(f"          (and {names.get(owner, owner)!r} does not end)")
+            else:
+                lines.append(f"          held by {names.get(owner, owner)!r}")
+    return "\n".join(lines)
+
+
+def _owner_of(wait: wg.Wait) -> int | None:
+    if wait.kind == "acquire":
+        return wait.target._owner
+    if wait.kind == "join":
+        return wait.target.ident
+    return None
+
+
+def _stacks(idents: list[int], names: dict, frames: dict) -> str:
+    parts = ["", "Stacks:"]
+    for ident in idents:
+        parts.append(f"  thread {names.get(ident, ident)!r}:")
+        parts.append(wg.format_stack(frames.get(ident), "    ").rstrip("\n"))
+    return "\n".join(parts)
+
+
+def cycle_report(cycle: list[int], blocked: dict[int, wg.Wait], timeout: float) -> str:
+    names, frames = _thread_names(), sys._current_frames()
+    wg.name_locks(frames.values())
+    chain = " -> ".join(repr(names.get(i, i)) for i in [*cycle, cycle[0]])
+    head = (
+        f"deadlock: {len(cycle)} thread{'s' if len(cycle) > 1 else ''} wait for each other "
+        f"in a cycle ({chain}), unchanged for {timeout:g} s (deadlock_timeout)."
+    )
+    if len(cycle) == 1:
+        head = (
+            f"deadlock: thread {names.get(cycle[0], cycle[0])!r} waits for a lock it holds "
+            f"itself, unchanged for {timeout:g} s (deadlock_timeout). Use an RLock, or "
+            "do not take the lock again."
+        )
+    body = [_describe_thread(i, blocked.get(i), names, frames) for i in cycle]
+    tail = "\nEach thread of the cycle was unwound with DeadlockError."
+    return "\n".join([head, "", *body, _stacks(cycle, names, frames), tail])
+
+
+def stuck_report(members: list[int], blocked: dict[int, wg.Wait], timeout: float) -> str:
+    names, frames = _thread_names(), sys._current_frames()
+    wg.name_locks(frames.values())
+    head = (
+        f"deadlock: every thread of the test ({len(members)}) has been blocked for "
+        f"{timeout:g} s (deadlock_timeout) and none of them can wake the others: "
+        "a lost wakeup (notify or set before the wait, a missing release), or a join "
+        "on a thread that waits forever."
+    )
+    body = [_describe_thread(i, blocked.get(i), names, frames) for i in members]
+    tail = "\nEvery one of these threads was unwound with DeadlockError."
+    return "\n".join([head, "", *body, _stacks(members, names, frames), tail])
+
+
+def snapshot_report(test: TestState) -> str:
+    """What each thread of the test was doing: for the pytest-timeout message."""
+    names, frames = _thread_names(), sys._current_frames()
+    wg.name_locks(frames.values())
+    waits = wg.waits()
+    members = test_threads(test) or {test.thread.ident}
+    lines = ["pytest-concurrency: the threads of the test when the timeout fired:", ""]
+    for ident in sorted(i for i in members if i is not None):
+        lines.append(_describe_thread(ident, waits.get(ident), names, frames))
+        if ident not in waits:
+            lines.append("      is not blocked on a watched primitive (running, sleeping, in I/O, or")
+            lines.append("      blocked on a _thread lock or in native code)")
+        lines.append(wg.format_stack(frames.get(ident), "      ").rstrip("\n"))
+    replaced = wg.replaced_by_someone_else()
+    if replaced:
+        lines.append("")
+        lines.append("The code under test replaced " + ", ".join(replaced) + ": its waits are not watched.")
+    return "\n".join(lines)
+
+
+def inversion_report(inversions: list[tuple[wg.OrderEdge, list[wg.OrderEdge]]]) -> str:
+    parts = [
+        "potential deadlock: locks taken in opposite orders (a lock-order inversion). "
+        "The test passed this time, but with other timing these threads deadlock. "
+        "Take the locks in one fixed order everywhere.",
+    ]
+    for closing, path in inversions:
+        parts.append("")
+        parts.append(f"  thread {closing.thread!r} took {closing.first.describe()}")
+        parts.append(f"      at {wg.format_site(closing.first_site)}")
+        parts.append(f"    then {closing.second.describe()}")
+        parts.append(f"      at {wg.format_site(closing.second_site)}")
+        for edge in path:
+            parts.append(f"  while thread {edge.thread!r} took {edge.first.describe()}")
+            parts.append(f"      at {wg.format_site(edge.first_site)}")
+            parts.append(f"    then {edge.second.describe()}")
+            parts.append(f"      at {wg.format_site(edge.second_site)}")
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------- pytest hooks
+
+_watchdog_key = pytest.StashKey[Watchdog]()
+_test_key = pytest.StashKey[TestState]()
+
+
+def parse_seconds(value: Any, name: str) -> float:
+    """A non-negative number of seconds, or a usage error that names ``name``.
+
+    >>> parse_seconds("0.5", "--deadlock-timeout")
+    0.5
+    """
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"{name}: expected a number of seconds, got {value!r}") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise pytest.UsageError(f"{name}: expected a number of seconds >= 0, got {value!r}")
+    return seconds
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("concurrency", "pytest-concurrency")
+    group.addoption(
+        "--deadlock-timeout", metavar="S", default=None, dest="deadlock_timeout",
+        help=DEADLOCK_TIMEOUT_HELP,
+    )
+    parser.addini("deadlock_timeout", DEADLOCK_TIMEOUT_HELP, default=str(DEFAULT_DEADLOCK_TIMEOUT))
+    group.addoption(
+        "--exercise-timeout", metavar="S", default=None, dest="exercise_timeout",
+        help=EXERCISE_TIMEOUT_HELP,
+    )
+    parser.addini("exercise_timeout", EXERCISE_TIMEOUT_HELP, default=str(DEFAULT_EXERCISE_TIMEOUT))
+
+
+def deadlock_timeout(config: pytest.Config) -> float:
+    option = config.getoption("deadlock_timeout")
+    if option is not None:
+        return parse_seconds(option, "--deadlock-timeout")
+    return parse_seconds(config.getini("deadlock_timeout"), "deadlock_timeout (ini)")
+
+
+def exercise_timeout(config: pytest.Config) -> float:
+    option = config.getoption("exercise_timeout")
+    if option is not None:
+        return parse_seconds(option, "--exercise-timeout")
+    return parse_seconds(config.getini("exercise_timeout"), "exercise_timeout (ini)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "no_deadlock_detection: do not watch this test's threading primitives "
+        "(for tests that time their own blocking calls)",
+    )
+    timeout = deadlock_timeout(config)
+    exercise_timeout(config)  # a bad value is a usage error now, not at the first test
+    wg.SLICE = max(0.01, min(0.05, timeout / 4)) if timeout > 0 else 0.05
+    watchdog = Watchdog(timeout)
+    config.stash[_watchdog_key] = watchdog
+    watchdog.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    watchdog = config.stash.get(_watchdog_key, None)
+    if watchdog is not None:
+        watchdog.stop()
+
+
+def _gevent_patched() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return bool(monkey and monkey.is_module_patched("threading"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    seconds = exercise_timeout(config)
+    if seconds <= 0 or not config.pluginmanager.has_plugin("timeout"):
+        return
+    if not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        return  # pytest-timeout would fall back to its thread method, which ends the run
+    if config.getoption("timeout", None) or config.getini("timeout"):
+        return  # the user chose a timeout for every test
+    for item in items:
+        if exercise_folder(item.path) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(seconds, method="signal"))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
+    watchdog = item.config.stash[_watchdog_key]
+    test = TestState(item, threading.current_thread(), set(threading.enumerate()))
+    item.stash[_test_key] = test
+    wg.reset_order()
+    if item.get_closest_marker("no_deadlock_detection") is None and not _gevent_patched():
+        wg.install()
+        test.installed = True
+    watchdog.test = test
+    try:
+        return (yield)
+    finally:
+        watchdog.test = None
+        if test.installed:
+            wg.uninstall()
+        wg.forget_unwound([test.thread.ident or 0])
+        alive = {t.ident for t in threading.enumerate()}
+        wg.forget_unwound([i for i in wg.unwound_idents() if i not in alive])
+
+
+def _phase(item: pytest.Item, when: str) -> Generator:
+    test = item.stash.get(_test_key, None)
+    if test is None:
+        return (yield)
+    seen = len(test.reports)
+    try:
+        result = yield
+    except DeadlockError:
+        raise
+    except BaseException as error:
+        new = test.reports[seen:]
+        if new:
+            raise _watchdog_error(new[0]) from error
+        message = getattr(error, "msg", "")
+        if isinstance(message, str) and message.startswith(PYTEST_TIMEOUT_PREFIX):
+            raise _merge_timeout(test, error) from None
+        raise
+    new = test.reports[seen:]
+    if new:
+        raise _watchdog_error(new[0])
+    if when == "call":
+        _check_order(item)
+    return result
+
+
+def _watchdog_error(report: str) -> DeadlockError:
+    error = DeadlockError(report)
+    error.from_watchdog = True  # type: ignore[attr-defined]
+    return error
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator:
+    report = yield
+    # Raised by our hook wrapper, not by the test: its traceback would only show the plugin.
+    if call.excinfo is not None and getattr(call.excinfo.value, "from_watchdog", False):
+        report.longrepr = f"DeadlockError: {call.excinfo.value}"
+    return report
+
+
+def _merge_timeout(test: TestState, error: BaseException) -> BaseException:
+    """pytest-timeout's failure, with the wait-for graph; the blocked threads are unwound."""
+    report = snapshot_report(test)
+    for ident in test_threads(test) or ():
+        if ident != test.thread.ident:
+            wg.unwind(ident, f"unwound after pytest-timeout fired in {test.item.nodeid}")
+    merged = f"{error.msg}\n\n{report}"  # type: ignore[attr-defined]
+    try:
+        pytest.fail(merged, pytrace=False)
+    except pytest.fail.Exception as failed:
+        return failed
+    raise AssertionError("unreachable")
+
+
+def _check_order(item: pytest.Item) -> None:
+    inversions = wg.order_inversions()
+    if not inversions:
+        return
+    report = inversion_report(inversions)
+    if is_strict(item):
+        pytest.fail(report, pytrace=False)
+    warnings.warn(PotentialDeadlockWarning(report), stacklevel=2)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator:
+    return (yield from _phase(item, "setup"))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator:
+    return (yield from _phase(item, "call"))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
+    return (yield from _phase(item, "teardown"))
