@@ -107,6 +107,29 @@ def kill_tree(process: psutil.Process) -> None:
     psutil.wait_procs(family, timeout=KILL_PATIENCE)
 
 
+def infrastructure_pids() -> set[int]:
+    """Processes that live across tests on purpose: never a test's leak.
+
+    multiprocessing's resource tracker and fork server, and the servers of the
+    session-scoped memcached pool.
+    """
+    import sys
+
+    pids: set[int] = set()
+    tracker = sys.modules.get("multiprocessing.resource_tracker")
+    if tracker is not None:
+        pids.add(getattr(getattr(tracker, "_resource_tracker", None), "_pid", None) or 0)
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    if forkserver is not None:
+        pids.add(getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None) or 0)
+    memcached = sys.modules.get("pytest_concurrency.fixtures.memcached")
+    owned = getattr(memcached, "owned_pids", None)
+    if owned is not None:
+        pids |= owned()
+    pids.discard(0)
+    return pids
+
+
 class ProcessGuard:
     """The child processes started since :meth:`start` (the ``process_guard`` fixture)."""
 
@@ -132,8 +155,23 @@ class ProcessGuard:
         return self
 
     def started(self) -> list[psutil.Process]:
-        """Every descendant started since :meth:`start` that still exists (zombies included)."""
-        return [p for p in self._children() if self._key(p) not in self._before]
+        """Every descendant started since :meth:`start` that still exists (zombies included).
+
+        Without :func:`infrastructure_pids` (and their descendants: a memcached
+        server's own children are its business).
+        """
+        infrastructure = infrastructure_pids()
+        found = []
+        for process in self._children():
+            if self._key(process) in self._before or process.pid in infrastructure:
+                continue
+            try:
+                if process.ppid() in infrastructure:
+                    continue
+            except psutil.Error:
+                continue
+            found.append(process)
+        return found
 
     def alive(self) -> list[psutil.Process]:
         """Those of :meth:`started` still running (not zombies)."""

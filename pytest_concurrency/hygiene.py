@@ -164,6 +164,18 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
                 session.left_behind.append(thread)
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator:
+    # What the test starts counts from here: fixtures of a wider scope may start
+    # threads and servers during setup that live on after this test on purpose.
+    test = item.stash.get(_hygiene_key, None)
+    if test is not None:
+        test.threads_before = set(threading.enumerate())
+        test.processes.start()
+        test.greenlets_before = _greenlet_ids()
+    return (yield)
+
+
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
     result = yield
