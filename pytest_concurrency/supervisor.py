@@ -1,0 +1,905 @@
+"""``pytest-concurrency grade``: each exercise in its own supervised child process.
+
+The supervisor grades a submission with the kit's own tests, configuration and
+plugin; only the exercise modules come from the submission::
+
+    from pytest_concurrency.supervisor import Kit, Limits, Supervisor
+
+    book = Supervisor(Kit.find(), Path("submission"), Limits(wall=120)).run()
+    print(book.score, "/", book.max_score)
+
+How it stays honest:
+
+- The list of tests and their points come from a *trusted* collection of the
+  kit against its own stubs, before any student code runs.  A test that the
+  supervisor never saw pass scores 0; a test it never heard of is ignored.
+- Each exercise runs in ``python -I -B -m pytest`` with ``-c`` pointing at the
+  kit's ``pytest.ini``, ``--rootdir`` at the kit, a fresh temporary working
+  directory and ``--impl SUBMISSION``: a ``conftest.py``, ``pytest.ini``,
+  ``setup.cfg``, ``sitecustomize.py`` or ``.pth`` file in the submission is
+  never read, because nothing of the submission is on a path Python or pytest
+  searches at start-up.
+- Results travel over a pipe that the supervisor opened for that child only,
+  each line signed with a per-run secret token (this module, loaded in the
+  child with ``-p``, removes both from the environment before any student code
+  is imported).  Exit statuses, stdout and files the child writes prove nothing.
+- Every child has limits on CPU time, address space, open files, file size and
+  (when not root) processes, and the supervisor watches its whole process tree
+  (a *child subreaper*, so daemonized grandchildren stay in the tree): too many
+  processes, too much memory, a test past its time or an exercise past its wall
+  time kill the tree.  The test that was running scores 0 with a status saying
+  why (timeout, crashed, killed); the exercise is restarted for the tests that
+  had not run yet (at most ``Limits.restarts`` times), so one hung test does not
+  cost the others.
+
+What it does not protect against: student code runs in the child's
+interpreter, so code written to find the pipe and the token in memory and
+rewrite the test runner can forge results.  Run untrusted submissions in a
+container too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import resource
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .grading import (
+    CRASHED,
+    KILLED,
+    NOT_RUN,
+    TIMEOUT,
+    GradeBook,
+    TestResult,
+    _longrepr_text,
+    build_manifest,
+    file_digest,
+    is_graded_file,
+    load_manifest,
+    points_of,
+    record_phase,
+    report_outcome,
+)
+from .layout import EXERCISE_FOLDER, exercise_folder, graded_name
+
+CHANNEL_ENV = "PYTEST_CONCURRENCY_CHANNEL"  # "FD:TOKEN", read and removed by the child
+DESELECT_ENV = "PYTEST_CONCURRENCY_DESELECT"  # a JSON file of node ids not to run again
+
+# Config that pytest or Python would read if it were on their path; in a
+# submission it has no effect, and the report says so when it differs from the kit's.
+CONFIG_FILES = frozenset({
+    "conftest.py", "pytest.ini", "setup.cfg", "tox.ini", "pyproject.toml", ".pytest.ini",
+    "sitecustomize.py", "usercustomize.py",
+})
+_SKIPPED_DIRS = frozenset({".git", ".hg", ".venv", "venv", "node_modules", "__pycache__",
+                           "site-packages", ".tox", ".mypy_cache", ".pytest_cache", ".hypothesis"})
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+class GradingError(Exception):
+    """Grading itself could not run (no kit, the kit's own tests do not collect)."""
+
+
+# --- the child's side: a reporting plugin, loaded with -p --------------------
+
+
+class _Channel:
+    """Writes signed JSON lines to the supervisor's pipe; one writer at a time."""
+
+    def __init__(self, fd: int, token: str) -> None:
+        self.fd = fd
+        self.token = token
+        self.lock = threading.Lock()
+        os.set_inheritable(fd, False)
+
+    def send(self, event: str, **data: object) -> None:
+        line = json.dumps({"token": self.token, "event": event, **data}) + "\n"
+        payload = line.encode("utf-8", "replace")
+        with self.lock:
+            try:
+                while payload:
+                    payload = payload[os.write(self.fd, payload):]
+            except OSError:
+                pass  # the supervisor is gone: nobody is left to tell
+
+
+class _ChildReporter:
+    """Tells the supervisor what was collected, and each test's phases as they end."""
+
+    def __init__(self, channel: _Channel, deselect: frozenset[str]) -> None:
+        self.channel = channel
+        self.deselect = deselect
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if not self.deselect:
+            return
+        kept = [item for item in items if item.nodeid not in self.deselect]
+        dropped = [item for item in items if item.nodeid in self.deselect]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.channel.send("collect_error", nodeid=report.nodeid, message=_longrepr_text(report))
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        tests = []
+        for item in session.items:
+            folder = exercise_folder(item.path)
+            if folder is None:
+                continue
+            tests.append({
+                "nodeid": item.nodeid,
+                "name": graded_name(item.path, item.nodeid),
+                "exercise": folder.name,
+                "points": points_of(item),
+            })
+        self.channel.send("collected", tests=tests)
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.channel.send("start", nodeid=nodeid)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.channel.send(
+            "report", nodeid=report.nodeid, when=report.when, outcome=report_outcome(report),
+            message=_longrepr_text(report), duration=report.duration,
+        )
+
+    def pytest_sessionfinish(self) -> None:
+        self.channel.send("finished")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    spec = os.environ.pop(CHANNEL_ENV, None)
+    if not spec:
+        return  # not run by the supervisor: this module does nothing
+    fd_text, _, token = spec.partition(":")
+    deselect: frozenset[str] = frozenset()
+    deselect_file = os.environ.pop(DESELECT_ENV, None)
+    if deselect_file:
+        deselect = frozenset(json.loads(Path(deselect_file).read_text(encoding="utf-8")))
+    reporter = _ChildReporter(_Channel(int(fd_text), token), deselect)
+    config.pluginmanager.register(reporter, "concurrency-supervised-child")
+
+
+# --- the kit -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kit:
+    """The installed kit: the folder that holds ``exercises/`` and ``pytest.ini``."""
+
+    root: Path
+
+    @property
+    def exercises(self) -> Path:
+        return self.root / "exercises"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "pytest.ini"
+
+    @classmethod
+    def find(cls, explicit: str | os.PathLike[str] | None = None) -> Kit:
+        """``--kit DIR``, else ``$PYTEST_CONCURRENCY_KIT``, else the kit around the package.
+
+        An editable install (``pip install -e .``) leaves the package inside the
+        kit, so its parent folder is the kit.
+        """
+        candidates: list[tuple[str, Path]] = []
+        if explicit is not None:
+            candidates.append(("--kit", Path(explicit)))
+        elif os.environ.get("PYTEST_CONCURRENCY_KIT"):
+            candidates.append(("$PYTEST_CONCURRENCY_KIT", Path(os.environ["PYTEST_CONCURRENCY_KIT"])))
+        else:
+            candidates.append(("the installed package", Path(__file__).resolve().parent.parent))
+        source, root = candidates[0]
+        root = root.expanduser().resolve()
+        kit = cls(root)
+        if not kit.exercises.is_dir() or not kit.config.is_file():
+            raise GradingError(
+                f"cannot find the kit's tests: {root} (from {source}) has no exercises/ folder "
+                "and pytest.ini; pass --kit DIR, the folder of the kit that holds both"
+            )
+        return kit
+
+    def exercise_names(self) -> list[str]:
+        return sorted(
+            p.name for p in self.exercises.iterdir() if p.is_dir() and EXERCISE_FOLDER.match(p.name)
+        )
+
+
+@dataclass
+class Limits:
+    """What one exercise's child may use; the defaults suit a CI runner."""
+
+    wall: float = 300.0  # seconds for the whole exercise, restarts included
+    test: float = 60.0  # seconds for one test
+    cpu: float | None = None  # CPU seconds per process (default: the wall time)
+    memory_mb: int = 2048  # resident memory of the whole process tree
+    processes: int = 200  # processes in the tree
+    open_files: int = 1024
+    file_size_mb: int = 1024
+    restarts: int = 3  # after a crash, times the exercise is resumed with the tests left
+
+    @property
+    def address_space(self) -> int:
+        # Virtual memory is far above resident memory (thread stacks, arenas):
+        # the hard guard is generous, the tree's RSS is watched more tightly.
+        return (self.memory_mb + 2048) * 2**20
+
+
+# --- what the submission holds besides its modules ----------------------------
+
+
+def submission_exercises(submission: Path) -> Path:
+    """A whole copy of the kit holds ``exercises/``; a copy of ``exercises/`` alone is it."""
+    inner = submission / "exercises"
+    return inner if inner.is_dir() else submission
+
+
+def _walk(root: Path, limit: int = 20000) -> Iterable[Path]:
+    count = 0
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS)
+        for name in sorted(files):
+            count += 1
+            if count > limit:
+                return
+            yield Path(folder, name)
+
+
+def _same_as_kit(path: Path, kit_path: Path, manifest_digest: str | None) -> bool:
+    try:
+        digest = file_digest(path)
+    except OSError:
+        return False
+    if digest == manifest_digest:
+        return True
+    return kit_path.is_file() and digest == file_digest(kit_path)
+
+
+def inspect_submission(kit: Kit, submission: Path) -> tuple[list[str], list[str]]:
+    """(edited test files, ignored config files) of ``submission``, as names relative to it.
+
+    Test files and config that are copies of the kit's own are no finding.
+    """
+    manifest = load_manifest()
+    exercises = submission_exercises(submission)
+    edited: list[str] = []
+    ignored: list[str] = []
+    for path in _walk(submission):
+        relative = path.relative_to(submission).as_posix()
+        if path.is_relative_to(exercises) and exercise_folder(path.relative_to(exercises)):
+            inside = path.relative_to(exercises)
+            kit_path = kit.exercises / inside
+            if is_graded_file(path):
+                if not _same_as_kit(path, kit_path, manifest.get(inside.as_posix())):
+                    edited.append(relative)
+                continue
+            if (path.name in CONFIG_FILES or path.suffix == ".pth") and not _same_as_kit(
+                path, kit_path, None
+            ):
+                ignored.append(relative)
+            continue
+        if path.name in CONFIG_FILES or path.suffix == ".pth":
+            kit_path = kit.root / relative
+            if not _same_as_kit(path, kit_path, None):
+                ignored.append(relative)
+    return edited, ignored
+
+
+def kit_drift(kit: Kit) -> list[str]:
+    """Test files of the installed kit that differ from the shipped manifest."""
+    manifest = load_manifest()
+    if not manifest:
+        return []
+    current = build_manifest(kit.exercises)["files"]
+    return sorted(k for k in set(current) | set(manifest) if current.get(k) != manifest.get(k))
+
+
+# --- the supervisor ----------------------------------------------------------
+
+_libc: ctypes.CDLL | None = None
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    global _libc
+    if _libc is None and sys.platform.startswith("linux"):
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            _libc = None
+    return _libc
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants of this process its children (Linux), so none escape."""
+    libc = _load_libc()
+    return bool(libc is not None and libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+
+
+def _user_process_count() -> int:
+    import psutil
+
+    uid = os.getuid()
+    count = 0
+    for proc in psutil.process_iter(["uids"]):
+        uids = proc.info.get("uids")
+        if uids is not None and uids.real == uid:
+            count += 1
+    return count
+
+
+def _limit_child(limits: Limits, nproc: int | None) -> Callable[[], None]:
+    """The ``preexec_fn`` of a child: its resource limits, and subreaper for its tree."""
+    libc = _load_libc()
+    cpu = int(limits.cpu if limits.cpu is not None else limits.wall) + 1
+
+    def apply() -> None:
+        def cap(which: int, value: int) -> None:
+            soft, hard = resource.getrlimit(which)
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)
+            resource.setrlimit(which, (value, value))
+
+        cap(resource.RLIMIT_CORE, 0)
+        cap(resource.RLIMIT_CPU, cpu)
+        cap(resource.RLIMIT_AS, limits.address_space)
+        cap(resource.RLIMIT_NOFILE, limits.open_files)
+        cap(resource.RLIMIT_FSIZE, limits.file_size_mb * 2**20)
+        if nproc is not None:  # counts every process of the user, and not at all for root
+            cap(resource.RLIMIT_NPROC, nproc)
+        if libc is not None:
+            libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+    return apply
+
+
+def _signal_name(number: int) -> str:
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+    described = {"SIGSEGV": "segmentation fault", "SIGXCPU": "CPU time limit",
+                 "SIGXFSZ": "file size limit", "SIGABRT": "abort", "SIGBUS": "bus error",
+                 "SIGKILL": "killed", "SIGFPE": "arithmetic error"}.get(name)
+    return f"{name} ({described})" if described else name
+
+
+@dataclass
+class _Attempt:
+    """One child process running (part of) one exercise."""
+
+    exercise: str
+    popen: subprocess.Popen[bytes]
+    channel: int
+    output: int
+    token: str
+    workdir: Path
+    started: float
+    tests: dict[str, TestResult]
+    buffer: bytearray = field(default_factory=bytearray)
+    tail: bytearray = field(default_factory=bytearray)
+    current: str | None = None
+    current_since: float = 0.0
+    finished_tests: set[str] = field(default_factory=set)
+    started_tests: int = 0
+    session_finished: bool = False
+    stop_reason: tuple[str, str] | None = None  # (status, why) when the supervisor stopped it
+    known: dict[int, float] = field(default_factory=dict)  # pid -> create time, of its tree
+    open_fds: set[int] = field(default_factory=set)
+    restarts: int = 0  # how many attempts of this exercise came before this one
+    finished_at: float | None = None  # when the session said it finished
+    why: str = ""  # the incident that ended it, if any
+
+    @property
+    def output_tail(self) -> str:
+        text = self.tail.decode("utf-8", "replace").strip()
+        return text[-3000:]
+
+
+OUTPUT_TAIL = 16 * 1024
+MAX_LINE = 4 * 2**20
+LINGER = 10.0  # seconds a child may take to exit after its last test
+
+
+class Supervisor:
+    """Grades ``submission`` exercise by exercise, each in a supervised child process."""
+
+    def __init__(
+        self,
+        kit: Kit,
+        submission: Path,
+        limits: Limits | None = None,
+        *,
+        jobs: int = 1,
+        exercises: Iterable[str] | None = None,
+        python: str = sys.executable,
+        on_progress: Callable[[str], None] | None = None,
+        on_update: Callable[[GradeBook], None] | None = None,
+        reap_orphans: bool = False,
+    ) -> None:
+        if not submission.is_dir():
+            raise GradingError(f"{submission}: no such folder to grade")
+        self.kit = kit
+        self.submission = submission.resolve()
+        self.limits = limits or Limits()
+        self.jobs = max(1, jobs)
+        self.only = set(exercises) if exercises is not None else None
+        self.python = python
+        self.progress = on_progress or (lambda message: None)
+        self.on_update = on_update or (lambda book: None)
+        self.reap_orphans = reap_orphans
+        self.book = GradeBook()
+        self.interrupted: str | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._active: list[_Attempt] = []
+        self._tmp = Path(tempfile.mkdtemp(prefix="pytest-concurrency-grade-"))
+
+    # -- public ----------------------------------------------------------------
+
+    def interrupt(self, reason: str) -> None:
+        """Stop grading soon (safe from a signal handler): the report is still written."""
+        self.interrupted = reason
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"!")
+
+    def run(self) -> GradeBook:
+        try:
+            self._inventory()
+            self._note_submission()
+            self.on_update(self.book)
+            self._grade_all()
+        finally:
+            for attempt in list(self._active):
+                self._stop(attempt, CRASHED, "grading was interrupted")
+                self._finish(attempt, final=True)
+            self._selector.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        return self.book
+
+    # -- the trusted inventory -------------------------------------------------
+
+    def _inventory(self) -> None:
+        """Collect the kit's tests against its own stubs: names and points to grade."""
+        names = [n for n in self.kit.exercise_names() if self.only is None or n in self.only]
+        if self.only is not None:
+            unknown = sorted(self.only - set(self.kit.exercise_names()))
+            if unknown:
+                raise GradingError(f"no such exercise in the kit: {', '.join(unknown)}")
+        if not names:
+            raise GradingError(f"{self.kit.exercises} holds no exercise folder (NN_name)")
+        collected: list[dict] = []
+        errors: list[dict] = []
+
+        def handle(event: dict) -> None:
+            if event["event"] == "collected":
+                collected.extend(event["tests"])
+            elif event["event"] == "collect_error":
+                errors.append(event)
+
+        paths = [str(self.kit.exercises / n) for n in names]
+        attempt = self._spawn("inventory", paths, impl=None, collect_only=True)
+        attempt.tests = {}
+        deadline = time.monotonic() + max(120.0, self.limits.wall)
+        while attempt.popen.poll() is None and time.monotonic() < deadline and not self.interrupted:
+            self._pump(0.1, {attempt.channel: handle})
+        self._drain(attempt, {attempt.channel: handle})
+        if attempt.popen.poll() is None:
+            self._kill_tree(attempt)
+        self._close(attempt)
+        if self.interrupted:
+            raise GradingError(f"interrupted ({self.interrupted}) before grading began")
+        if not collected and not errors:
+            raise GradingError(
+                "collecting the kit's own tests failed; pytest said:\n" + attempt.output_tail
+            )
+        for test in collected:
+            result = TestResult(test["name"], test["exercise"], float(test["points"]),
+                                self.kit.exercises / test["exercise"] / "README.md")
+            self.book.results[test["nodeid"]] = result
+        for error in errors:
+            lines = error["message"].strip().splitlines() or ["(no message)"]
+            self.book.notes.append(
+                f"the kit's own tests could not be collected ({error['nodeid']}): {lines[-1]}"
+            )
+
+    def _note_submission(self) -> None:
+        edited, ignored = inspect_submission(self.kit, self.submission)
+        if edited:
+            self.book.notes.append(
+                "edited test files in the submission (ignored: the kit's own tests were run): "
+                + ", ".join(edited)
+            )
+        if ignored:
+            self.book.notes.append(
+                "configuration in the submission that grading ignores: " + ", ".join(ignored)
+            )
+        drift = kit_drift(self.kit)
+        if drift:
+            self.progress(
+                "warning: the installed kit's test files differ from its manifest "
+                f"({', '.join(drift)}); run scripts/update-manifest if that is intended"
+            )
+
+    # -- the grading loop ------------------------------------------------------
+
+    def _grade_all(self) -> None:
+        by_exercise: dict[str, dict[str, TestResult]] = {}
+        for nodeid, result in self.book.results.items():
+            by_exercise.setdefault(result.exercise, {})[nodeid] = result
+        queue: deque[tuple[str, int]] = deque((name, 0) for name in sorted(by_exercise))
+        deadlines: dict[str, float] = {}
+        last_watch = 0.0
+        while (queue or self._active) and not self.interrupted:
+            while queue and len(self._active) < self.jobs:
+                name, restarts = queue.popleft()
+                deadlines.setdefault(name, time.monotonic() + self.limits.wall)
+                left = [n for n, r in by_exercise[name].items() if r.outcome == NOT_RUN]
+                done = [n for n in by_exercise[name] if n not in left]
+                attempt = self._spawn(name, [str(self.kit.exercises / name)], impl=self.submission,
+                                      deselect=done)
+                attempt.tests = by_exercise[name]
+                attempt.restarts = restarts
+                self._active.append(attempt)
+            self._pump(0.1, {a.channel: self._handler(a) for a in self._active})
+            now = time.monotonic()
+            if now - last_watch >= 0.2:
+                last_watch = now
+                for attempt in self._active:
+                    self._watch(attempt, now, deadlines[attempt.exercise])
+                if self.reap_orphans:
+                    self._reap_orphans()
+            for attempt in [a for a in self._active if a.popen.poll() is not None or a.stop_reason]:
+                restart = self._finish(attempt, final=False)
+                if restart and now < deadlines[attempt.exercise]:
+                    queue.appendleft((attempt.exercise, attempt.restarts + 1))
+                else:
+                    self._give_up(attempt)
+                self.on_update(self.book)
+        if self.interrupted:
+            for attempt in list(self._active):
+                self._stop(attempt, CRASHED, f"grading was interrupted ({self.interrupted})")
+                self._finish(attempt, final=True)
+            for result in self.book.results.values():
+                if result.outcome == NOT_RUN and not result.message:
+                    result.message = f"not run: grading was interrupted ({self.interrupted})"
+
+    def _handler(self, attempt: _Attempt) -> Callable[[dict], None]:
+        def handle(event: dict) -> None:
+            kind = event["event"]
+            nodeid = event.get("nodeid")
+            if kind == "start" and nodeid in attempt.tests:
+                attempt.current = nodeid
+                attempt.current_since = time.monotonic()
+                attempt.started_tests += 1
+            elif kind == "report" and nodeid in attempt.tests and nodeid not in attempt.finished_tests:
+                record_phase(attempt.tests[nodeid], str(event["when"]), str(event["outcome"]),
+                             str(event["message"]), float(event["duration"]))
+                if event["when"] == "teardown":
+                    attempt.finished_tests.add(nodeid)
+                    attempt.current = None
+            elif kind == "finished":
+                attempt.session_finished = True
+                attempt.finished_at = time.monotonic()
+        return handle
+
+    def _watch(self, attempt: _Attempt, now: float, deadline: float) -> None:
+        """Kill the tree of a child past one of its limits."""
+        if attempt.stop_reason or attempt.popen.poll() is not None:
+            return
+        import psutil
+
+        limits = self.limits
+        if attempt.finished_at is not None and now - attempt.finished_at > LINGER:
+            # Every test reported, but the process does not exit: a non-daemon thread?
+            self.book.notes.append(
+                f"{attempt.exercise}: the test process did not exit {LINGER:g} s after its last "
+                "test (a thread or process left running?) and was killed; no test lost points"
+            )
+            self._kill_tree(attempt)
+            return
+        try:
+            root = psutil.Process(attempt.popen.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        rss = 0
+        for proc in tree:
+            try:
+                attempt.known.setdefault(proc.pid, proc.create_time())
+                rss += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        if len(tree) > limits.processes:
+            self._stop(attempt, KILLED, f"killed: it ran more than {limits.processes} processes "
+                                        "at once (a fork bomb?)")
+        elif rss > limits.memory_mb * 2**20:
+            self._stop(attempt, KILLED, f"killed: it used more than {limits.memory_mb} MB of memory")
+        elif attempt.current and now - attempt.current_since > limits.test:
+            self._stop(attempt, TIMEOUT, f"timeout: the test ran longer than {limits.test:g} s")
+        elif now > deadline:
+            self._stop(attempt, TIMEOUT, f"timeout: the exercise ran past its wall-time limit "
+                                         f"of {limits.wall:g} s")
+
+    def _stop(self, attempt: _Attempt, status: str, why: str) -> None:
+        if attempt.stop_reason is None:
+            attempt.stop_reason = (status, why)
+        self._kill_tree(attempt)
+
+    def _finish(self, attempt: _Attempt, final: bool) -> bool:
+        """Close the attempt and score what it did; True when resuming it is worth it."""
+        self._drain(attempt, {attempt.channel: self._handler(attempt)})
+        self._kill_tree(attempt)
+        self._close(attempt)
+        if attempt in self._active:
+            self._active.remove(attempt)
+        verdict = self._verdict(attempt)
+        if verdict is None:
+            return False  # a normal end: every test reported
+        status, why = verdict
+        blamed = attempt.current
+        if blamed is not None and blamed not in attempt.finished_tests:
+            result = attempt.tests[blamed]
+            result.outcome = status
+            detail = attempt.output_tail
+            result.message = why + (f"\n\nlast output of the test process:\n{detail}" if detail else "")
+            attempt.finished_tests.add(blamed)
+        self.book.incidents.setdefault(attempt.exercise, (status, why))
+        attempt.why = why
+        left = any(r.outcome == NOT_RUN for r in attempt.tests.values())
+        progress = bool(attempt.finished_tests)
+        return not final and progress and left and attempt.restarts < self.limits.restarts
+
+    def _give_up(self, attempt: _Attempt) -> None:
+        why = attempt.why
+        tests = attempt.tests.values()
+        for result in tests:
+            if result.outcome == NOT_RUN and not result.message:
+                result.message = (f"not run: {why}" if why
+                                  else "not run: the test process never reached this test")
+        book = self.book
+        passed = sum(r.passed for r in tests)
+        score = sum(r.score for r in tests)
+        points = sum(r.points for r in tests)
+        incident = book.incidents.get(attempt.exercise)
+        suffix = f" — {incident[1]}" if incident else ""
+        self.progress(f"{attempt.exercise}: {passed}/{len(attempt.tests)} tests, "
+                      f"{score:g}/{points:g} points{suffix}")
+
+    def _verdict(self, attempt: _Attempt) -> tuple[str, str] | None:
+        """(status, why) when the attempt ended before its tests did; None for a normal end."""
+        missing = any(r.outcome == NOT_RUN for r in attempt.tests.values())
+        if attempt.current is None and (attempt.session_finished or not missing):
+            return None
+        if attempt.stop_reason is not None:
+            return attempt.stop_reason
+        code = attempt.popen.returncode
+        if code is not None and code < 0:
+            return CRASHED, f"crashed: the test process was killed by {_signal_name(-code)}"
+        if attempt.current:
+            where = "during this test"
+        elif attempt.started_tests == 0:
+            where = "before running any test (while importing the submission?)"
+        else:
+            where = "between two tests"
+        return CRASHED, (f"crashed: the test process exited with status {code} {where}; "
+                         "os._exit, sys.exit in a thread, or a fatal error in the code under test")
+
+    # -- processes ---------------------------------------------------------------
+
+    def _spawn(self, name: str, paths: list[str], impl: Path | None, collect_only: bool = False,
+               deselect: list[str] | None = None) -> _Attempt:
+        workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self._tmp))
+        read_end, write_end = os.pipe()
+        out_read, out_write = os.pipe()
+        token = secrets.token_hex(16)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PYTEST_"))}
+        env.update({CHANNEL_ENV: f"{write_end}:{token}", "MALLOC_ARENA_MAX": "2",
+                    "HOME": str(workdir), "TMPDIR": str(workdir)})
+        if deselect:
+            listed = workdir / "deselect.json"
+            listed.write_text(json.dumps(deselect), encoding="utf-8")
+            env[DESELECT_ENV] = str(listed)
+        command = [
+            self.python, "-I", "-B", "-m", "pytest", "-c", str(self.kit.config),
+            "--rootdir", str(self.kit.root), "-p", "no:cacheprovider",
+            "-p", "pytest_concurrency.supervisor", "-o", "tamper_check=off",
+            "--basetemp", str(workdir / "basetemp"), "-q", "--no-header", "-p", "no:xdist",
+        ]
+        if collect_only:
+            command.append("--collect-only")
+        if impl is not None:
+            command += ["--impl", str(impl)]
+        command += paths
+        nproc = None if os.geteuid() == 0 else _user_process_count() + self.limits.processes
+        try:
+            popen = subprocess.Popen(
+                command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out_write,
+                stderr=out_write, pass_fds=(write_end,), start_new_session=True,
+                preexec_fn=_limit_child(self.limits, nproc),  # noqa: PLW1509 - the supervisor has no threads
+            )
+        finally:
+            os.close(write_end)
+            os.close(out_write)
+        for fd in (read_end, out_read):
+            os.set_blocking(fd, False)
+        attempt = _Attempt(name, popen, read_end, out_read, token, workdir, time.monotonic(), {})
+        attempt.open_fds = {read_end, out_read}
+        self._selector.register(read_end, selectors.EVENT_READ, attempt)
+        self._selector.register(out_read, selectors.EVENT_READ, attempt)
+        return attempt
+
+    def _pump(self, timeout: float, handlers: dict[int, Callable[[dict], None]]) -> None:
+        for key, _ in self._selector.select(timeout):
+            if key.data is None:
+                with contextlib.suppress(OSError):
+                    os.read(self._wake_r, 1024)
+                continue
+            self._read(key.data, key.fd, handlers)
+
+    def _read(self, attempt: _Attempt, fd: int, handlers: dict[int, Callable[[dict], None]]) -> bool:
+        """Read what ``fd`` holds now; False at end of file."""
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return True
+        except OSError:
+            data = b""
+        if not data:
+            self._unregister(attempt, fd)
+            return False
+        if fd == attempt.output:
+            attempt.tail += data
+            del attempt.tail[:-OUTPUT_TAIL]
+            return True
+        attempt.buffer += data
+        *lines, rest = attempt.buffer.split(b"\n")
+        attempt.buffer = bytearray(rest if len(rest) < MAX_LINE else b"")
+        handle = handlers.get(fd)
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("token") == attempt.token and handle:
+                handle(event)
+        return True
+
+    def _drain(self, attempt: _Attempt, handlers: dict[int, Callable[[dict], None]]) -> None:
+        # A grandchild may still hold the pipes open: read what is there, never wait.
+        for fd in list(attempt.open_fds):
+            for _ in range(4096):
+                if fd not in attempt.open_fds or not self._has_data(fd):
+                    break
+                if not self._read(attempt, fd, handlers):
+                    break
+
+    @staticmethod
+    def _has_data(fd: int) -> bool:
+        sel = selectors.DefaultSelector()
+        try:
+            sel.register(fd, selectors.EVENT_READ)
+            return bool(sel.select(0))
+        except (OSError, ValueError):
+            return False
+        finally:
+            sel.close()
+
+    def _unregister(self, attempt: _Attempt, fd: int) -> None:
+        if fd in attempt.open_fds:
+            attempt.open_fds.discard(fd)
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(fd)
+            os.close(fd)
+
+    def _close(self, attempt: _Attempt) -> None:
+        for fd in list(attempt.open_fds):
+            self._unregister(attempt, fd)
+        shutil.rmtree(attempt.workdir, ignore_errors=True)
+
+    def _kill_tree(self, attempt: _Attempt) -> None:
+        """Stop then kill every process of the attempt's tree, until none is left."""
+        import psutil
+
+        for _ in range(50):
+            victims: dict[int, psutil.Process] = {}
+            try:
+                root = psutil.Process(attempt.popen.pid)
+                for proc in [root, *root.children(recursive=True)]:
+                    victims[proc.pid] = proc
+            except psutil.NoSuchProcess:
+                pass
+            for pid, created in attempt.known.items():
+                if pid in victims:
+                    continue
+                try:
+                    proc = psutil.Process(pid)
+                    if abs(proc.create_time() - created) < 0.01 and proc.status() != psutil.STATUS_ZOMBIE:
+                        victims[pid] = proc
+                except psutil.Error:
+                    pass
+            if self.reap_orphans:
+                victims.update({p.pid: p for p in self._orphans()})
+            with contextlib.suppress(OSError):
+                os.killpg(attempt.popen.pid, signal.SIGKILL)
+            alive = [p for p in victims.values() if _alive(p)]
+            if not alive:
+                break
+            for proc in alive:  # frozen first, so that a fork bomb cannot outrun the killing
+                with contextlib.suppress(psutil.Error):
+                    proc.suspend()
+            for proc in alive:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+            psutil.wait_procs([p for p in alive if p.pid != attempt.popen.pid], timeout=0.2)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                attempt.popen.wait(timeout=0.2)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            attempt.popen.wait(timeout=5)
+
+    def _orphans(self) -> list:
+        """Our children that are no child process we started: orphans of a dead child's tree."""
+        import psutil
+
+        ours = {a.popen.pid for a in self._active}
+        found = []
+        try:
+            for proc in psutil.Process().children():
+                if proc.pid not in ours:
+                    found.append(proc)
+        except psutil.Error:
+            pass
+        return found
+
+    def _reap_orphans(self) -> None:
+        import psutil
+
+        orphans = self._orphans()
+        for proc in orphans:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        if orphans:
+            psutil.wait_procs(orphans, timeout=0.2)
+
+
+def _alive(proc) -> bool:
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+__all__ = [
+    "GradingError", "Kit", "Limits", "Supervisor", "become_subreaper", "inspect_submission",
+    "kit_drift",
+]
+
