@@ -32,6 +32,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import IO
+
+import psutil
 
 LOOPBACK = "127.0.0.1"
 
@@ -200,6 +203,14 @@ class Connection:
 # The watchdog: no server outlives the session
 
 
+def _alive(process: psutil.Process) -> bool:
+    """Running, stopped or sleeping; not gone, not a zombie waiting for a parent that never reaps."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 class Watchdog:
     """One helper process per session that kills every watched server when the session dies.
 
@@ -212,24 +223,37 @@ class Watchdog:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
+        self._pipe: IO[bytes] | None = None
+        self._process: psutil.Process | None = None
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    def _start(self) -> None:
+        launcher = subprocess.Popen(
+            [sys.executable, "-u", str(self.SCRIPT)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            start_new_session=True,  # Ctrl-C must not reach it
+        )
+        assert launcher.stdin is not None and launcher.stdout is not None
+        # The script forks and its first process exits: the watchdog is nobody's child here.
+        pid_text = launcher.stdout.readline().decode().strip()
+        launcher.stdout.close()
+        launcher.wait(STARTUP_PATIENCE)
+        if not pid_text.isdigit():
+            launcher.stdin.close()
+            raise MemcachedError(f"the memcached watchdog did not start (it said {pid_text!r})")
+        self._pipe = launcher.stdin
+        self._process = psutil.Process(int(pid_text))
+
     def _send(self, line: str) -> None:
         with self._lock:
-            if self._process is None:
-                self._process = subprocess.Popen(
-                    [sys.executable, "-u", str(self.SCRIPT)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.DEVNULL,
-                    start_new_session=True,  # Ctrl-C must not reach it
-                )
-            assert self._process.stdin is not None
-            self._process.stdin.write(line.encode() + b"\n")
-            self._process.stdin.flush()
+            if self._pipe is None:
+                self._start()
+            assert self._pipe is not None
+            self._pipe.write(line.encode() + b"\n")
+            self._pipe.flush()
 
     def watch(self, pid: int) -> None:
         self._send(f"watch {pid}")
@@ -241,17 +265,14 @@ class Watchdog:
     def close(self) -> None:
         """Close the pipe: the watchdog kills what is still watched and exits."""
         with self._lock:
-            process, self._process = self._process, None
-        if process is None:
+            pipe, process, self._pipe, self._process = self._pipe, self._process, None, None
+        if pipe is None or process is None:
             return
         with contextlib.suppress(OSError):
-            assert process.stdin is not None
-            process.stdin.close()
-        try:
-            process.wait(SHUTDOWN_PATIENCE)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            pipe.close()
+        deadline = time.monotonic() + SHUTDOWN_PATIENCE
+        while _alive(process) and time.monotonic() < deadline:
+            time.sleep(0.005)
 
 
 # ---------------------------------------------------------------------------
@@ -285,6 +306,39 @@ def free_port(host: str = LOOPBACK) -> int:
     raise MemcachedError(f"no free port on {host} between {first} and {last}")
 
 
+# Started by a shell that exits at once: the server is nobody's child in this
+# session (a per-test check for leaked child processes must not see servers
+# that outlive tests on purpose), in its own session (Ctrl-C is for pytest),
+# and the watchdog kills it if pytest dies.
+_DETACH = '"$@" </dev/null >"$0" 2>&1 & echo $!'
+
+
+def _launch_detached(command: list[str], log: Path) -> psutil.Process:
+    """Start ``command`` detached from this process; its output goes to ``log``."""
+    launcher = subprocess.run(
+        ["/bin/sh", "-c", _DETACH, str(log), *command],
+        capture_output=True, start_new_session=True,
+        timeout=STARTUP_PATIENCE, check=False,
+    )
+    pid_text = launcher.stdout.decode().strip()
+    if launcher.returncode != 0 or not pid_text.isdigit():
+        raise MemcachedError(
+            f"could not start {command[0]}: {launcher.stderr.decode(errors='replace').strip()}"
+        )
+    try:
+        return psutil.Process(int(pid_text))
+    except psutil.NoSuchProcess:
+        # Exited already: a Process that says so, for the caller's error message.
+        raise MemcachedError(f"{command[0]} exited at once: {_read(log)}") from None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace").strip() or "it said nothing"
+    except OSError:
+        return "it said nothing"
+
+
 class MemcachedServer:
     """A real ``memcached`` process listening on one loopback port.
 
@@ -302,7 +356,7 @@ class MemcachedServer:
         self.port = port if port is not None else free_port()
         self.watchdog = watchdog
         self.memory_mb = memory_mb
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: psutil.Process | None = None
         self._frozen = False
         self._lock = threading.RLock()
 
@@ -333,7 +387,7 @@ class MemcachedServer:
     @property
     def running(self) -> bool:
         """True while the process lives (also when frozen)."""
-        return self._process is not None and self._process.poll() is None
+        return self._process is not None and _alive(self._process)
 
     @property
     def frozen(self) -> bool:
@@ -352,11 +406,7 @@ class MemcachedServer:
             if self.running:
                 self.thaw()
                 return
-            with open(self._log, "wb") as log:
-                self._process = subprocess.Popen(
-                    self._command_line(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                    start_new_session=True,  # Ctrl-C ends the session's tests, not its servers
-                )
+            self._process = _launch_detached(self._command_line(), self._log)
             self._frozen = False
             if self.watchdog is not None:
                 self.watchdog.watch(self._process.pid)
@@ -366,14 +416,14 @@ class MemcachedServer:
         assert self._process is not None
         deadline = time.monotonic() + STARTUP_PATIENCE
         while True:
-            if self._process.poll() is not None:
+            if not self.running:
                 self._forget()
-                said = self._log.read_text(errors="replace").strip()
+                said = self._log.read_text(errors="replace").strip() if self._log.exists() else ""
                 if "in use" in said:
                     raise PortTaken(f"memcached could not listen on {self.address}: {said}")
                 raise MemcachedError(
-                    f"memcached ({' '.join(self._command_line())}) exited with status "
-                    f"{self._process.returncode} before answering: {said or 'it said nothing'}"
+                    f"memcached ({' '.join(self._command_line())}) exited before answering: "
+                    f"{said or 'it said nothing'}"
                 )
             try:
                 with Connection(self.host, self.port, timeout=1.0) as connection:
@@ -394,20 +444,30 @@ class MemcachedServer:
         with contextlib.suppress(OSError):
             self._log.unlink()
 
+    def _signal(self, signum: int) -> None:
+        assert self._process is not None
+        with contextlib.suppress(psutil.NoSuchProcess):
+            self._process.send_signal(signum)
+
+    def _wait_gone(self, patience: float) -> bool:
+        deadline = time.monotonic() + patience
+        while self.running:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
     def stop(self) -> None:
         """End the server gracefully (SIGTERM) and wait until it is gone. No-op if not running."""
         with self._lock:
             if not self.running:
                 return
-            assert self._process is not None
-            self._process.terminate()
+            self._signal(signal.SIGTERM)
             if self._frozen:
-                self._process.send_signal(signal.SIGCONT)  # a stopped process acts on SIGTERM only once resumed
-            try:
-                self._process.wait(SHUTDOWN_PATIENCE)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+                self._signal(signal.SIGCONT)  # a stopped process acts on SIGTERM only once resumed
+            if not self._wait_gone(SHUTDOWN_PATIENCE):
+                self._signal(signal.SIGKILL)
+                self._wait_gone(SHUTDOWN_PATIENCE)
             self._frozen = False
             self._forget()
 
@@ -416,9 +476,8 @@ class MemcachedServer:
         with self._lock:
             if not self.running:
                 return
-            assert self._process is not None
-            self._process.kill()
-            self._process.wait()
+            self._signal(signal.SIGKILL)
+            self._wait_gone(SHUTDOWN_PATIENCE)
             self._frozen = False
             self._forget()
 
@@ -427,16 +486,14 @@ class MemcachedServer:
         with self._lock:
             if not self.running:
                 raise MemcachedError(f"cannot freeze {self.address}: it is not running")
-            assert self._process is not None
-            self._process.send_signal(signal.SIGSTOP)
+            self._signal(signal.SIGSTOP)
             self._frozen = True
 
     def thaw(self) -> None:
         """Resume a frozen server. No-op if it is not frozen."""
         with self._lock:
             if self._frozen and self.running:
-                assert self._process is not None
-                self._process.send_signal(signal.SIGCONT)
+                self._signal(signal.SIGCONT)
             self._frozen = False
 
     # -- direct checks -----------------------------------------------------

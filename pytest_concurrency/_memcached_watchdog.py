@@ -1,7 +1,8 @@
 """Kills a pytest session's memcached servers when that session ends, however it ends.
 
 Run as a script (``python _memcached_watchdog.py``) by the memcached fixtures,
-once per session, in its own process group.  The session writes one line per
+once per session, in its own session; it forks once and says its pid, so that
+it is nobody's child.  The session writes one line per
 server on the watchdog's stdin::
 
     watch 12345      a server was started with this pid
@@ -51,7 +52,26 @@ def _kill(handle) -> None:
             handle.kill()
 
 
+def detach() -> None:
+    """Fork; the first process says the second one's pid and exits.
+
+    The watchdog is then nobody's child in the session that started it, so
+    that a per-test check for leaked child processes does not see it.
+    """
+    if not hasattr(os, "fork"):
+        print(os.getpid(), flush=True)
+        return
+    child = os.fork()
+    if child:
+        print(child, flush=True)
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main() -> None:
+    detach()
     # Ctrl-C in a terminal reaches the whole foreground process group: the
     # watchdog must outlive the session it cleans up after.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
