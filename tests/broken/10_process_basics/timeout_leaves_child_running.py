@@ -1,0 +1,46 @@
+"""On timeout run_in_process raises TimeoutError but leaves the child running."""
+
+import multiprocessing
+import os
+import time
+
+CAUGHT_BY = ["test_timeout_kills_the_child_and_raises_timeout_error"]
+
+
+class ClockProcess(multiprocessing.Process):
+    def __init__(self, interval, count, queue):
+        if interval <= 0 or count < 0:
+            raise ValueError((interval, count))
+        super().__init__()
+        self.interval, self.count, self.queue = interval, count, queue
+
+    def run(self):
+        for n in range(self.count):
+            if n:
+                time.sleep(self.interval)
+            self.queue.put((n, os.getpid(), time.time()))
+
+
+def _call(connection, fn, args):
+    try:
+        connection.send(("value", fn(*args)))
+    except BaseException as error:
+        connection.send(("error", error))
+
+
+def run_in_process(fn, *args, timeout=None):
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    child = multiprocessing.Process(target=_call, args=(sender, fn, args))
+    child.start()
+    sender.close()
+    if not receiver.poll(timeout):
+        raise TimeoutError(f"no answer within {timeout} s")  # and the child runs on
+    try:
+        kind, payload = receiver.recv()
+    except EOFError:
+        child.join()
+        raise RuntimeError(f"the child exited with code {child.exitcode}") from None
+    child.join()
+    if kind == "error":
+        raise payload
+    return payload
