@@ -1,0 +1,38 @@
+"""Calls threading.Thread.__init__(self) as the course does, dropping the name it was given."""
+
+import threading
+
+CAUGHT_BY = ["test_clock_thread_is_a_named_daemon_thread_that_waits_for_start"]
+
+
+def _loop(interval, tick, stopped):
+    n = 0
+    while not stopped.is_set():
+        tick(n)
+        n += 1
+        if stopped.wait(interval):
+            return
+
+
+class ClockThread(threading.Thread):
+    def __init__(self, interval, tick, name=None):
+        if interval <= 0:
+            raise ValueError(interval)
+        threading.Thread.__init__(self)
+        self.daemon = True
+        self.interval, self.tick = interval, tick
+        self._stopping = threading.Event()
+
+    def run(self):
+        _loop(self.interval, self.tick, self._stopping)
+
+    def stop(self):
+        self._stopping.set()
+
+
+def start_clock(interval, tick, daemon=True, stop=None):
+    if interval <= 0:
+        raise ValueError(interval)
+    thread = threading.Thread(target=_loop, args=(interval, tick, stop or threading.Event()), daemon=daemon)
+    thread.start()
+    return thread

@@ -1,0 +1,37 @@
+"""start_clock makes a daemon thread whatever its daemon argument says."""
+
+import threading
+
+CAUGHT_BY = ["test_start_clock_daemon_flag"]
+
+
+def _loop(interval, tick, stopped):
+    n = 0
+    while not stopped.is_set():
+        tick(n)
+        n += 1
+        if stopped.wait(interval):
+            return
+
+
+class ClockThread(threading.Thread):
+    def __init__(self, interval, tick, name=None):
+        if interval <= 0:
+            raise ValueError(interval)
+        super().__init__(name=name, daemon=True)
+        self.interval, self.tick = interval, tick
+        self._stopping = threading.Event()
+
+    def run(self):
+        _loop(self.interval, self.tick, self._stopping)
+
+    def stop(self):
+        self._stopping.set()
+
+
+def start_clock(interval, tick, daemon=True, stop=None):
+    if interval <= 0:
+        raise ValueError(interval)
+    thread = threading.Thread(target=_loop, args=(interval, tick, stop or threading.Event()), daemon=True)
+    thread.start()
+    return thread
