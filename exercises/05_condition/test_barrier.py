@@ -1,0 +1,322 @@
+"""Graded tests of exercise 05: a barrier and a watched value on ``threading.Condition``."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pytest_concurrency import load_impl
+
+barrier = load_impl("barrier")
+
+# Generous: a correct implementation meets every rendezvous in milliseconds,
+# but the machine may be busy.
+PATIENCE = 5.0
+# How long a lone thread waits to show that it is not let through.
+SHORT = 0.05
+
+
+class Background:
+    """``fn(*args)`` in a daemon thread; ``outcome()`` joins it and returns or raises.
+
+    >>> job = Background(sum, [1, 2], name="adder")
+    >>> job.outcome("sum")
+    3
+    """
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, name: str) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(fn, *args), name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            self.value = fn(*args)
+        except BaseException as error:  # handed to the test thread by outcome()
+            self.error = error
+
+    def outcome(self, what: str) -> Any:
+        self.thread.join(PATIENCE)
+        if self.thread.is_alive():
+            raise AssertionError(f"{what}: {self.thread.name} was still blocked after {PATIENCE} s")
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def wait_until_blocked(thread: threading.Thread, what: str) -> None:
+    """Return once ``thread`` sleeps in ``Condition.wait``: a notify now reaches it.
+
+    A thread registers as a waiter while it still holds the condition's lock, so
+    once it is seen inside ``Condition.wait`` no notification can miss it.
+    """
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(thread.ident or -1)
+        while frame is not None:
+            if frame.f_code is threading.Condition.wait.__code__:
+                return
+            frame = frame.f_back
+        if not thread.is_alive():
+            raise AssertionError(f"{what}: {thread.name} returned instead of waiting")
+        time.sleep(0.001)
+    raise AssertionError(
+        f"{what}: {thread.name} never slept in Condition.wait within {PATIENCE} s "
+        "(build the waiting on threading.Condition, and don't spin)"
+    )
+
+
+# -- Barrier -------------------------------------------------------------------------------
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("bad", [0, -2])
+def test_fewer_than_one_party_is_a_value_error(bad):
+    with pytest.raises(ValueError):
+        barrier.Barrier(bad)
+
+
+@pytest.mark.points(1)
+def test_a_barrier_of_one_party_never_blocks():
+    gate = barrier.Barrier(1)
+    indexes = [gate.wait(timeout=PATIENCE) for _ in range(3)]
+    assert indexes == [0, 0, 0], f"a 1-party barrier must return index 0 every time, got {indexes}"
+    assert gate.parties == 1, f"Barrier(1).parties is {gate.parties!r}"
+
+
+@pytest.mark.points(2)
+def test_a_lone_thread_is_not_let_through():
+    gate = barrier.Barrier(3)
+    try:
+        index = gate.wait(timeout=SHORT)
+    except TimeoutError:
+        return
+    pytest.fail(
+        f"wait() returned {index} with only 1 of 3 parties arrived: no thread may pass "
+        f"before all arrive (and after timeout={SHORT} s it must raise TimeoutError)"
+    )
+
+
+@pytest.mark.points(2)
+def test_all_parties_pass_together_with_distinct_indexes():
+    n = 4
+    gate = barrier.Barrier(n)
+    jobs = [Background(gate.wait, PATIENCE, name=f"party-{i}") for i in range(n)]
+    indexes = sorted(job.outcome("Barrier(4).wait with 4 parties arriving") for job in jobs)
+    assert indexes == list(range(n)), (
+        f"the 4 parties of one generation got indexes {indexes}; want each of 0, 1, 2, 3 once"
+    )
+
+
+@pytest.mark.points(2)
+def test_the_index_is_the_arrival_order_and_the_last_arrival_opens_the_barrier():
+    n = 3
+    gate = barrier.Barrier(n)
+    early = []
+    for i in range(n - 1):
+        early.append(Background(gate.wait, PATIENCE, name=f"arrival-{i}"))
+        wait_until_blocked(early[-1].thread, f"arrival {i} of {n} at the barrier")
+    last = gate.wait(timeout=PATIENCE)
+    indexes = [job.outcome(f"arrival {i}, after the last party came") for i, job in enumerate(early)]
+    assert indexes + [last] == list(range(n)), (
+        f"parties arriving one after the other got indexes {indexes + [last]}; want [0, 1, 2]"
+    )
+
+
+@pytest.mark.points(3)
+def test_the_last_arrival_releases_every_waiter_not_just_one():
+    n = 4
+    gate = barrier.Barrier(n)
+    waiters = []
+    for i in range(n - 1):
+        # No timeout: a waiter nobody wakes must stay blocked, not slip out later.
+        waiters.append(Background(gate.wait, name=f"waiter-{i}"))
+        wait_until_blocked(waiters[-1].thread, f"waiter {i}")
+    gate.wait(timeout=PATIENCE)
+    stuck = []
+    for job in waiters:
+        job.thread.join(PATIENCE)
+        if job.thread.is_alive():
+            stuck.append(job.thread.name)
+    assert not stuck, (
+        f"the last party arrived but {stuck} stayed blocked: notify() wakes one waiter, "
+        "the barrier must wake them all (notify_all)"
+    )
+
+
+@pytest.mark.points(3)
+def test_the_barrier_is_reusable_and_the_next_generation_waits_again():
+    gate = barrier.Barrier(2)
+    for generation in range(3):
+        other = Background(gate.wait, PATIENCE, name=f"partner-{generation}")
+        mine = gate.wait(timeout=PATIENCE)
+        theirs = other.outcome(f"generation {generation}")
+        assert sorted([mine, theirs]) == [0, 1], (
+            f"generation {generation}: the two parties got indexes {mine} and {theirs}; want 0 and 1"
+        )
+        try:
+            index = gate.wait(timeout=SHORT)
+        except TimeoutError:
+            continue
+        pytest.fail(
+            f"after generation {generation} a lone thread passed the barrier (index {index}): "
+            "the count must start again from zero in every generation"
+        )
+
+
+@pytest.mark.points(3)
+def test_many_generations_no_thread_runs_ahead():
+    parties, rounds = 3, 30
+    gate = barrier.Barrier(parties)
+    arrived = [0] * rounds
+    count_lock = threading.Lock()
+    early: list[str] = []
+
+    def party(name: str) -> None:
+        for r in range(rounds):
+            with count_lock:
+                arrived[r] += 1
+            gate.wait(timeout=PATIENCE)
+            with count_lock:
+                if arrived[r] < parties:
+                    early.append(f"{name} left round {r} when {arrived[r]} of {parties} had arrived")
+
+    jobs = [Background(party, f"party-{i}", name=f"party-{i}") for i in range(parties)]
+    for job in jobs:
+        job.outcome(f"{rounds} rounds through a {parties}-party barrier")
+    assert not early, "threads passed the barrier too early:\n" + "\n".join(early[:5])
+
+
+@pytest.mark.points(2)
+def test_a_thread_that_timed_out_no_longer_counts_as_arrived():
+    gate = barrier.Barrier(2)
+    with pytest.raises(TimeoutError):
+        gate.wait(timeout=SHORT)
+    try:
+        index = gate.wait(timeout=SHORT)
+    except TimeoutError:
+        pass
+    else:
+        pytest.fail(
+            f"a lone thread passed a 2-party barrier (index {index}) because an earlier thread "
+            "that had timed out still counted as arrived"
+        )
+    partner = Background(gate.wait, PATIENCE, name="partner")
+    assert sorted([gate.wait(timeout=PATIENCE), partner.outcome("a fresh pair")]) == [0, 1]
+
+
+@pytest.mark.points(1)
+def test_built_on_condition_not_threading_barrier(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("Barrier must be built on threading.Condition, not threading.Barrier")
+
+    monkeypatch.setattr(threading.Barrier, "__init__", forbidden)
+    gate = barrier.Barrier(2)
+    partner = Background(gate.wait, PATIENCE, name="partner")
+    gate.wait(timeout=PATIENCE)
+    partner.outcome("a pair at a 2-party barrier")
+    source = inspect.getsource(barrier)
+    assert "threading.Barrier" not in source and "import Barrier" not in source, (
+        "barrier.py uses threading.Barrier: build it with threading.Condition"
+    )
+
+
+# -- ValueWatch ----------------------------------------------------------------------------
+
+
+@pytest.mark.points(1)
+def test_value_is_the_initial_value_then_the_last_one_set():
+    watch = barrier.ValueWatch("start")
+    assert watch.value == "start", f"ValueWatch('start').value is {watch.value!r}"
+    watch.set(42)
+    assert watch.value == 42, f"after set(42) the value is {watch.value!r}"
+
+
+@pytest.mark.points(2)
+def test_wait_until_returns_at_once_when_the_predicate_already_holds():
+    watch = barrier.ValueWatch(0)
+    watch.set(5)  # before anybody waits: this change must not be lost
+    job = Background(watch.wait_until, lambda v: v == 5, PATIENCE, name="late-waiter")
+    assert job.outcome("wait_until(v == 5) after set(5)") == 5
+
+
+@pytest.mark.points(2)
+def test_wait_until_wakes_when_another_thread_sets_a_matching_value():
+    watch = barrier.ValueWatch(0)
+    job = Background(watch.wait_until, lambda v: v >= 10, PATIENCE, name="waiter")
+    wait_until_blocked(job.thread, "wait_until(v >= 10) while the value is 0")
+    watch.set(10)
+    assert job.outcome("wait_until(v >= 10) after set(10)") == 10
+
+
+@pytest.mark.points(2)
+def test_wait_until_checks_the_predicate_again_after_every_wakeup():
+    watch = barrier.ValueWatch(0)
+    checks = 0
+    checked_again_or_gave_up = threading.Event()
+
+    def at_least_ten(value: Any) -> bool:
+        nonlocal checks
+        checks += 1
+        if checks >= 2:
+            checked_again_or_gave_up.set()
+        return value >= 10
+
+    def waiter() -> Any:
+        try:
+            return watch.wait_until(at_least_ten, PATIENCE)
+        finally:
+            checked_again_or_gave_up.set()
+
+    job = Background(waiter, name="waiter")
+    wait_until_blocked(job.thread, "wait_until(v >= 10) while the value is 0")
+    watch.set(5)  # wakes the waiter, whose predicate is still false
+    # The predicate runs under the lock: once it said False again, the waiter
+    # is back in wait() before set(10) can take the lock.
+    checked_again_or_gave_up.wait(PATIENCE)
+    if not job.thread.is_alive() and job.error is None:
+        pytest.fail(
+            f"wait_until(v >= 10) returned {job.value!r} after set(5): after a wakeup, check the "
+            "predicate again and keep waiting while it is false (while, not if)"
+        )
+    watch.set(10)
+    assert job.outcome("wait_until(v >= 10) after set(10)") == 10
+
+
+@pytest.mark.points(2)
+def test_every_waiter_wakes_not_just_one():
+    watch = barrier.ValueWatch(0)
+    jobs = [
+        Background(watch.wait_until, predicate, name=name)  # no timeout, as above
+        for name, predicate in [("even-waiter", lambda v: v % 2 == 0 and v > 0),
+                                ("big-waiter", lambda v: v > 3)]
+    ]
+    for job in jobs:
+        wait_until_blocked(job.thread, job.thread.name)
+    watch.set(4)
+    stuck = []
+    for job in jobs:
+        job.thread.join(PATIENCE)
+        if job.thread.is_alive() or job.error is not None:
+            stuck.append(job.thread.name)
+    assert not stuck, (
+        f"set(4) satisfied both waiters but {stuck} never woke: waiters wait for different "
+        "things, so set() must wake them all (notify_all)"
+    )
+
+
+@pytest.mark.points(1)
+def test_wait_until_raises_timeout_error_when_the_predicate_never_holds():
+    watch = barrier.ValueWatch(1)
+    try:
+        result = watch.wait_until(lambda v: v > 100, timeout=SHORT)
+    except TimeoutError:
+        return
+    pytest.fail(f"wait_until(v > 100, timeout={SHORT}) returned {result!r} while the value stayed 1")
