@@ -1,1 +1,268 @@
-"""schedules: not written yet."""
+"""``schedules()``: a Hypothesis strategy of controlled schedules, and its pytest part.
+
+::
+
+    from hypothesis import given
+    from pytest_concurrency import schedules
+
+    @given(schedules())
+    def test_counter(schedule):
+        counter = Counter()
+        schedule.run(counter.incr, counter.incr)  # two threads, one at a time
+        assert counter.n == 2
+
+Each drawn :class:`Schedule` says where the running thread is preempted in
+favour of another one.  Hypothesis explores schedules, shrinks a failing one
+to the fewest preemptions, and replays it (``@example``, the database,
+``@reproduce_failure``); the falsifying example comes with the interleaving,
+one line per step.  See ``docs/race-tests.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import types
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from .errors import DeadlockError, LivelockError
+from .scheduler import _engine, _patching
+from .scheduler._engine import Decisions, Scheduler
+from .scheduler._report import format_story
+
+__all__ = ["Schedule", "schedules"]
+
+
+class Schedule:
+    """One way to interleave threads; ``run`` plays it.
+
+    ``preemptions`` is a sequence of ``(step, choice)``: at step ``step`` the
+    running thread is preempted and the ``choice``-th other runnable thread
+    (modulo their number) goes on.  Between preemptions a thread runs until it
+    blocks or ends.  The same schedule always gives the same interleaving.
+
+    >>> Schedule(preemptions=[(3, 0)])
+    Schedule(preemptions=((3, 0),))
+    """
+
+    def __init__(
+        self,
+        preemptions: Sequence[tuple[int, int]] = (),
+        *,
+        max_steps: int = _engine.DEFAULT_MAX_STEPS,
+    ) -> None:
+        cleaned: list[tuple[int, int]] = []
+        for item in preemptions:
+            try:
+                step, choice = item
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"Schedule(preemptions=...) takes (step, choice) pairs, got {item!r}"
+                ) from None
+            if not isinstance(step, int) or not isinstance(choice, int) or step < 0 or choice < 0:
+                raise ValueError(
+                    f"Schedule(preemptions=...): step and choice must be integers >= 0, got {item!r}"
+                )
+            cleaned.append((step, choice))
+        self.preemptions: tuple[tuple[int, int], ...] = tuple(sorted(cleaned))
+        self.max_steps = max_steps
+        self._last: Scheduler | None = None
+
+    def __repr__(self) -> str:
+        extra = "" if self.max_steps == _engine.DEFAULT_MAX_STEPS else f", max_steps={self.max_steps}"
+        return f"Schedule(preemptions={self.preemptions!r}{extra})"
+
+    def run(self, *callables: Callable[[], Any]) -> list[Any]:
+        """Run each callable in its own controlled thread; return their results in order.
+
+        An exception raised in any controlled thread is raised here, with the
+        thread named in a note; :class:`~pytest_concurrency.DeadlockError` when
+        every live thread is blocked; :class:`~pytest_concurrency.LivelockError`
+        when a thread spins while nobody else can go on, or the run passes
+        ``max_steps``.
+        """
+        from .scheduler import _state
+
+        if _state.controlled.get(_current_ident()) is not None:
+            raise RuntimeError(
+                "schedule.run() was called inside schedule.run(): a controlled thread cannot "
+                "start another controlled run. Call run() once, from the test, with every "
+                "callable that should run concurrently."
+            )
+        detailed = _should_note()
+        scheduler = Scheduler(
+            Decisions(self.preemptions), max_steps=self.max_steps, detailed=detailed
+        )
+        self._last = scheduler
+        try:
+            return scheduler.run(callables)
+        finally:
+            if detailed and scheduler.threads and not isinstance(
+                scheduler.failure, (DeadlockError, LivelockError)
+            ):
+                _note(format_story(scheduler))
+
+    @property
+    def story(self) -> str:
+        """The interleaving of the last ``run``, one line per step (empty before any run)."""
+        return format_story(self._last) if self._last is not None else ""
+
+    @property
+    def steps(self) -> int:
+        """How many preemption points the last ``run`` went through."""
+        return self._last.step if self._last is not None else 0
+
+
+def _current_ident() -> int:
+    from .scheduler import _real
+
+    return _real.get_ident()
+
+
+def _should_note() -> bool:
+    try:
+        from hypothesis.control import should_note
+    except ImportError:  # pragma: no cover - very old Hypothesis
+        return False
+    try:
+        return should_note()
+    except Exception:  # not inside a Hypothesis test
+        return False
+
+
+def _note(text: str) -> None:
+    from hypothesis import note
+
+    note(text)
+
+
+# ------------------------------------------------------------- the strategy
+
+_our_strategies: weakref.WeakSet[Any] = weakref.WeakSet()
+_installed_for_this_test = False
+
+
+def schedules(*, max_preemptions: int = 4, max_steps: int = _engine.DEFAULT_MAX_STEPS) -> Any:
+    """A Hypothesis strategy of :class:`Schedule` s, with at most ``max_preemptions``.
+
+    Preemption points are spread over short, medium and long runs, so that
+    bugs needing one, two or three preemptions at the right places are found
+    in a few dozen examples; a failing schedule shrinks to fewer and earlier
+    preemptions.
+
+    >>> from hypothesis import given
+    >>> @given(schedules(max_preemptions=2))
+    ... def test_twice(schedule):
+    ...     assert schedule.run(lambda: 1, lambda: 2) == [1, 2]
+    """
+    from hypothesis import strategies as st
+
+    if not isinstance(max_preemptions, int) or isinstance(max_preemptions, bool) or max_preemptions < 0:
+        raise ValueError(f"schedules(max_preemptions=...) must be an integer >= 0, got {max_preemptions!r}")
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+        raise ValueError(f"schedules(max_steps=...) must be an integer >= 1, got {max_steps!r}")
+
+    gap = st.one_of(
+        st.integers(0, 15), st.integers(0, 127), st.integers(0, 1023), st.integers(0, 8191)
+    )
+    choice = st.integers(0, 7)
+
+    def build(pairs: list[tuple[int, int]]) -> Schedule:
+        _install_for_test()
+        preemptions = []
+        step = -1
+        for distance, chosen in pairs:
+            step += distance + 1
+            preemptions.append((step, chosen))
+        return Schedule(preemptions, max_steps=max_steps)
+
+    strategy = st.lists(st.tuples(gap, choice), max_size=max_preemptions).map(build)
+    _our_strategies.add(strategy)
+    return strategy
+
+
+def _install_for_test() -> None:
+    """Patch threading as soon as a schedule is drawn, so that objects the test body
+    makes next (a Counter and its Lock) are controllable inside ``run``."""
+    global _installed_for_this_test
+    if _patching.ensure_installed():
+        _installed_for_this_test = True
+
+
+def _uses_schedules(function: Any) -> bool:
+    handle = getattr(function, "hypothesis", None)
+    given = getattr(handle, "_given_kwargs", None) or {}
+    return any(strategy in _our_strategies for strategy in given.values() if _weakrefable(strategy))
+
+
+def _weakrefable(value: Any) -> bool:
+    try:
+        weakref.ref(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _sensible_settings(item: pytest.Item) -> None:
+    """Defaults for schedule tests, on top of (never instead of) the test's own @settings."""
+    from hypothesis import HealthCheck, settings
+
+    function = getattr(item, "obj", None)
+    if function is None or not _uses_schedules(function):
+        return
+    current = getattr(function, "_hypothesis_internal_use_settings", None) or settings.default
+    changes: dict[str, Any] = {}
+    default_deadline = settings.get_profile("default").deadline
+    if current.deadline == default_deadline:
+        # Controlled runs start real threads: their time says nothing about the code.
+        changes["deadline"] = None
+    suppressed = list(current.suppress_health_check)
+    for check in (HealthCheck.too_slow, HealthCheck.data_too_large):
+        if check not in suppressed:
+            suppressed.append(check)
+    changes["suppress_health_check"] = suppressed
+    if os.environ.get("CI") and not current.derandomize:
+        changes["derandomize"] = True
+    with contextlib.suppress(AttributeError):  # a test object that refuses attributes
+        function._hypothesis_internal_use_settings = settings(current, **changes)
+
+
+# ------------------------------------------------------------ pytest hooks
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        _sensible_settings(item)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    global _installed_for_this_test
+    try:
+        return (yield)
+    finally:
+        if _installed_for_this_test:
+            _installed_for_this_test = False
+            _patching.uninstall()
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`schedules`.
+
+    ``import pytest_concurrency.schedules`` (the plugin does it) binds the
+    package attribute ``pytest_concurrency.schedules`` to this module, which
+    shadows the package's lazy ``schedules`` function: so
+    ``from pytest_concurrency import schedules`` may give the module.  Calling
+    it is calling the strategy.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return schedules(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

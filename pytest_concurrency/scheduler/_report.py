@@ -1,0 +1,402 @@
+"""Explaining a run: the interleaving as a student draws it, deadlocks, livelocks."""
+
+from __future__ import annotations
+
+import bisect
+import dis
+import linecache
+import os
+import sys
+import threading
+from collections import Counter
+from types import CodeType, FrameType
+from typing import Any
+
+from . import _engine
+from ._engine import FINISHED, Scheduler, ThreadRecord, user_frames
+
+_SHOWN_TYPES = (int, float, str, bool, type(None), bytes)
+_LOADS = {"LOAD_FAST", "LOAD_DEREF", "LOAD_GLOBAL", "LOAD_NAME", "LOAD_CONST", "LOAD_FAST_CHECK",
+          "LOAD_FAST_LOAD_FAST", "LOAD_CLOSURE", "LOAD_SMALL_INT", "LOAD_FAST_BORROW"}
+_instructions: dict[CodeType, dict[int, tuple[int, dis.Instruction]]] = {}
+_line_tables: dict[CodeType, tuple[list[int], list[int | None]]] = {}
+
+
+# ------------------------------------------------------------------ lines
+
+
+def line_of(code: CodeType, offset: int) -> int | None:
+    table = _line_tables.get(code)
+    if table is None:
+        starts: list[int] = []
+        lines: list[int | None] = []
+        for start, _end, line in code.co_lines():
+            starts.append(start)
+            lines.append(line)
+        table = _line_tables[code] = (starts, lines)
+    starts, lines = table
+    position = bisect.bisect_right(starts, offset) - 1
+    return lines[position] if position >= 0 else code.co_firstlineno
+
+
+def source_line(filename: str, line: int | None) -> str:
+    if line is None:
+        return ""
+    return linecache.getline(filename, line).strip()
+
+
+def where(code: CodeType, line: int | None) -> str:
+    return f"{os.path.basename(code.co_filename)}:{line}"
+
+
+# --------------------------------------------------- values read and written
+
+
+def _instructions_of(code: CodeType) -> dict[int, tuple[int, dis.Instruction]]:
+    table = _instructions.get(code)
+    if table is None:
+        listed = list(dis.get_instructions(code))
+        table = {instruction.offset: (i, instruction) for i, instruction in enumerate(listed)}
+        table[-1] = (-1, listed)  # type: ignore[assignment]
+        _instructions[code] = table
+    return table
+
+
+def _plain(value: Any) -> str | None:
+    if isinstance(value, _SHOWN_TYPES):
+        text = repr(value)
+        return text if len(text) <= 40 else None
+    return None
+
+
+def _name_value(frame: FrameType, instruction: dis.Instruction) -> tuple[bool, Any]:
+    name = instruction.argval
+    op = instruction.opname
+    if op == "LOAD_CONST":
+        return True, name
+    if not isinstance(name, str):
+        return False, None
+    if op == "LOAD_GLOBAL" or op == "LOAD_NAME":
+        if name in frame.f_globals:
+            return True, frame.f_globals[name]
+        return False, None
+    local_values = frame.f_locals
+    if name in local_values:
+        return True, local_values[name]
+    return False, None
+
+
+def _operands(listed: list[dis.Instruction], index: int, count: int) -> list[dis.Instruction] | None:
+    """The ``count`` simple loads that put this instruction's operands on the stack."""
+    found: list[dis.Instruction] = []
+    i = index - 1
+    while i >= 0 and len(found) < count:
+        instruction = listed[i]
+        if instruction.opname in ("COPY", "DUP_TOP_TWO", "DUP_TOP", "CACHE", "EXTENDED_ARG"):
+            i -= 1
+            continue
+        if instruction.opname not in _LOADS:
+            return None
+        found.insert(0, instruction)
+        i -= 1
+    return found if len(found) == count else None
+
+
+def _attribute(obj: Any, name: str) -> tuple[bool, Any]:
+    # Only plain instance attributes: a property would run user code inside the tracer.
+    try:
+        namespace = object.__getattribute__(obj, "__dict__")
+    except AttributeError:
+        return False, None
+    if isinstance(namespace, dict) and name in namespace:
+        return True, namespace[name]
+    return False, None
+
+
+def observe(
+    scheduler: Scheduler, record: ThreadRecord, code: CodeType, offset: int, frame: FrameType
+) -> None:
+    """Detailed runs only: note the shared values this instruction reads or writes."""
+    pending = scheduler._detail_pending.pop(record.index, None)
+    if pending is not None:
+        trace_index, getter, label = pending
+        ok, value = getter()
+        shown = _plain(value) if ok else None
+        if shown is not None:
+            _annotate(scheduler, trace_index, f"wrote {label} = {shown}")
+    table = _instructions_of(code)
+    entry = table.get(offset)
+    if entry is None:
+        return
+    index, instruction = entry
+    listed = table[-1][1]  # type: ignore[index]
+    op = instruction.opname
+    trace_index = len(scheduler.trace) - 1
+    try:
+        if op in ("LOAD_ATTR", "LOAD_GLOBAL", "LOAD_DEREF", "LOAD_NAME", "BINARY_SUBSCR"):
+            ok, value, label = _read(frame, listed, index, instruction)
+            if ok:
+                shown = _plain(value)
+                if shown is not None:
+                    _annotate(scheduler, trace_index, f"read {label} = {shown}")
+        elif op in ("STORE_ATTR", "STORE_GLOBAL", "STORE_DEREF", "STORE_NAME", "STORE_SUBSCR"):
+            target = _write_target(frame, listed, index, instruction)
+            if target is not None:
+                getter, label = target
+                scheduler._detail_pending[record.index] = (trace_index, getter, label)
+    except Exception:  # a report must never break the run it reports on
+        return
+
+
+def _read(frame: FrameType, listed: list, index: int, instruction: dis.Instruction):
+    op = instruction.opname
+    if op == "LOAD_ATTR":
+        operands = _operands(listed, index, 1)
+        if not operands:
+            return False, None, ""
+        ok, obj = _name_value(frame, operands[0])
+        if not ok:
+            return False, None, ""
+        ok, value = _attribute(obj, instruction.argval)
+        return ok, value, f"{operands[0].argval}.{instruction.argval}"
+    if op == "BINARY_SUBSCR":
+        operands = _operands(listed, index, 2)
+        if not operands:
+            return False, None, ""
+        ok1, container = _name_value(frame, operands[0])
+        ok2, key = _name_value(frame, operands[1])
+        if not (ok1 and ok2) or type(container) not in (dict, list):
+            return False, None, ""
+        try:
+            value = container[key]
+        except (KeyError, IndexError, TypeError):
+            return False, None, ""
+        return True, value, f"{operands[0].argval}[{key!r}]"
+    if op in ("LOAD_DEREF", "LOAD_GLOBAL", "LOAD_NAME"):
+        ok, value = _name_value(frame, instruction)
+        return ok, value, str(instruction.argval)
+    return False, None, ""
+
+
+def _write_target(frame: FrameType, listed: list, index: int, instruction: dis.Instruction):
+    op = instruction.opname
+    name = instruction.argval
+    if op == "STORE_ATTR":
+        # The object is loaded just before the store (after the value is computed).
+        operands = _operands(listed, index, 1)
+        if not operands:
+            return None
+        ok, obj = _name_value(frame, operands[0])
+        if not ok:
+            return None
+        return (lambda: _attribute(obj, name)), f"{operands[0].argval}.{name}"
+    if op == "STORE_SUBSCR":
+        operands = _operands(listed, index, 2)
+        if not operands:
+            return None
+        ok1, container = _name_value(frame, operands[0])
+        ok2, key = _name_value(frame, operands[1])
+        if not (ok1 and ok2) or type(container) not in (dict, list):
+            return None
+
+        def subscript() -> tuple[bool, Any]:
+            try:
+                return True, container[key]
+            except (KeyError, IndexError, TypeError):
+                return False, None
+
+        return subscript, f"{operands[0].argval}[{key!r}]"
+    if op in ("STORE_GLOBAL", "STORE_NAME"):
+        namespace = frame.f_globals
+        return (lambda: (name in namespace, namespace.get(name))), str(name)
+    if op == "STORE_DEREF":
+        return (lambda: (name in frame.f_locals, frame.f_locals.get(name))), str(name)
+    return None
+
+
+def _annotate(scheduler: Scheduler, trace_index: int, text: str) -> None:
+    thread, code, offset, detail = scheduler.trace[trace_index]
+    detail = f"{detail}; {text}" if detail else text
+    scheduler.trace[trace_index] = (thread, code, offset, detail)
+
+
+# ------------------------------------------------------------------ the story
+
+
+def format_story(scheduler: Scheduler, limit: int = 150) -> str:
+    """The run as one line per step: thread, file:line, source, values read and written."""
+    names = [t.name for t in scheduler.threads]
+    width = max((len(n) for n in names), default=2)
+    switches = {}
+    for step, before, after, reason in scheduler.switches:
+        switches.setdefault(step, (before, after, reason))
+    lines: list[str] = []
+    steps_of_line: list[int] = []
+    previous_key: Any = None
+    for step, (thread, code, offset, detail) in enumerate(scheduler.trace, start=1):
+        if code is None:
+            key = (thread, "sync", offset)
+            text = f"{names[thread]:<{width}}  {'':<18}  ({offset})"
+        else:
+            line = line_of(code, offset)
+            key = (thread, code, line)
+            text = (
+                f"{names[thread]:<{width}}  {where(code, line):<18}  "
+                f"{source_line(code.co_filename, line)}"
+            )
+        if key != previous_key:
+            lines.append(text)
+            steps_of_line.append(step)
+            previous_key = key
+        if detail:
+            lines[-1] += ("    # " if "    # " not in lines[-1] else "; ") + detail
+        switch = switches.get(step)
+        if switch is not None:
+            before, after, reason = switch
+            verb = {"preempted": "is preempted", "blocked": "blocks", "time slice": "used its time slice"}.get(reason, reason)
+            lines.append(f"{'':<{width}}  -- {names[before]} {verb}; {names[after]} runs --")
+            steps_of_line.append(step)
+            previous_key = None
+    if 0 in switches:
+        before, after, _ = switches[0]
+        lines.insert(0, f"{'':<{width}}  -- {names[after]} starts first --")
+    if len(lines) > limit:
+        keep = set(range(0, 10)) | set(range(len(lines) - limit // 2, len(lines)))
+        for i, text in enumerate(lines):
+            if text.lstrip().startswith("--"):
+                keep.update(range(i - 3, i + 4))
+        shown: list[str] = []
+        skipped = 0
+        for i, text in enumerate(lines):
+            if i in keep:
+                if skipped:
+                    shown.append(f"{'':<{width}}  ... {skipped} lines ...")
+                    skipped = 0
+                shown.append(text)
+            else:
+                skipped += 1
+        lines = shown
+    header = (
+        f"Interleaving ({len(scheduler.trace)} steps, "
+        f"{scheduler.preemptions_taken} preemption(s)):"
+    )
+    return "\n".join([header, *("    " + line for line in lines)])
+
+
+# ---------------------------------------------------------------- deadlocks
+
+
+def _describe_object(obj: Any) -> str:
+    describe = getattr(obj, "_describe", None)
+    if describe is not None:
+        return describe()
+    if isinstance(obj, ThreadRecord):
+        return f"thread {obj.name} to end"
+    if obj == "sleep":
+        return "time to pass"
+    return repr(obj)
+
+
+_PLUGIN_API_NAMES = {"thread_join": "Thread.join", "sleep": "time.sleep", "thread_start": "Thread.start"}
+
+
+def _is_stop(frame: FrameType) -> bool:
+    from ._tracing import is_user_file
+
+    code = frame.f_code
+    if is_user_file(code.co_filename):
+        return True
+    # The frames that call a thread's callable: the API is what they called.
+    if code.co_filename == threading.__file__ and code.co_name in ("run", "_bootstrap_inner"):
+        return True
+    return code.co_filename == _engine.__file__ and code.co_name in ("target", "_thread_main")
+
+
+def blocking_call(frame: FrameType | None) -> str | None:
+    """The name of the call, made by user code, in which this thread is blocked."""
+    callee: FrameType | None = None
+    while frame is not None and not _is_stop(frame):
+        callee = frame
+        frame = frame.f_back
+    if callee is None:
+        return None
+    code = callee.f_code
+    name = _PLUGIN_API_NAMES.get(code.co_name)
+    if name:
+        return name
+    qualname = getattr(code, "co_qualname", None)
+    if qualname is None:
+        owner = callee.f_locals.get("self")
+        qualname = f"{type(owner).__name__}.{code.co_name}" if owner is not None else code.co_name
+    return qualname
+
+
+def _site(frame: FrameType | None) -> str:
+    for user in user_frames(frame):
+        line = source_line(user.f_code.co_filename, user.f_lineno)
+        text = f"{os.path.basename(user.f_code.co_filename)}:{user.f_lineno}"
+        return f"{text} `{line}`" if line else text
+    return "(no user code on its stack)"
+
+
+def _owner_of(obj: Any) -> ThreadRecord | None:
+    if isinstance(obj, ThreadRecord):
+        return obj
+    owner = getattr(obj, "_c_owner", None)
+    return owner if isinstance(owner, ThreadRecord) else None
+
+
+def _cycle(scheduler: Scheduler) -> list[ThreadRecord] | None:
+    for start in scheduler.threads:
+        seen: list[ThreadRecord] = []
+        node: ThreadRecord | None = start
+        while node is not None and node.state is not FINISHED and node not in seen:
+            seen.append(node)
+            node = _owner_of(node.waiting_for)
+        if node is not None and node in seen:
+            return seen[seen.index(node):]
+    return None
+
+
+def describe_deadlock(scheduler: Scheduler) -> str:
+    frames = sys._current_frames()
+    live = [t for t in scheduler.threads if t.state is not FINISHED]
+    lines = [f"every live thread is blocked ({len(live)}): nobody can go on."]
+    for t in live:
+        frame = frames.get(t.ident) if t.ident is not None else None
+        holds = ", ".join(lock._describe() for lock in t.held) or "nothing"
+        call = blocking_call(frame)
+        waited = _describe_object(t.waiting_for)
+        owner = _owner_of(t.waiting_for)
+        if owner is not None and not isinstance(t.waiting_for, ThreadRecord):
+            waited += f" (held by {owner.name})"
+        in_call = f" in {call}()" if call else ""
+        lines.append(f"  {t.name} holds {holds}; waits{in_call} for {waited}")
+        lines.append(f"      at {_site(frame)}")
+    cycle = _cycle(scheduler)
+    if cycle:
+        path = " -> ".join(t.name for t in cycle + cycle[:1])
+        lines.append(f"  cycle: {path} (each waits for the next)")
+    else:
+        lines.append(
+            "  no cycle of lock owners: a thread waits for a notify, an Event, a queue item or "
+            "a thread that will never come (a lost wakeup, a missing notify or sentinel?)"
+        )
+    if scheduler.trace:
+        lines.append(format_story(scheduler, limit=60))
+    return "\n".join(lines)
+
+
+def describe_loop(scheduler: Scheduler, record: ThreadRecord) -> str:
+    recent = [
+        (code, line_of(code, offset))
+        for thread, code, offset, _ in scheduler.trace[-2000:]
+        if thread == record.index and code is not None
+    ]
+    if not recent:
+        return f"thread {record.name} was running."
+    (code, line), _count = Counter(recent).most_common(1)[0]
+    return (
+        f"thread {record.name} loops at {where(code, line)} "
+        f"`{source_line(code.co_filename, line)}`"
+    )

@@ -1,0 +1,174 @@
+"""Preemption points: one event per bytecode of user code in controlled threads.
+
+User code is everything outside the standard library, site-packages and the
+plugin itself: the test file and the code under test.  On 3.12+ the events
+come from ``sys.monitoring`` (per code object, from its very first
+execution); on 3.10/3.11 from ``sys.settrace`` with opcode events, which
+deliver the same events on every execution there.  (``sys.settrace`` on
+3.12+ delivers no opcode events on a function's first execution, which
+would make a replay differ from the run it replays.)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import sysconfig
+from collections.abc import Callable
+from types import CodeType, FrameType
+
+from . import _real, _state
+
+_PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _library_prefixes() -> tuple[str, ...]:
+    prefixes = {_PLUGIN_DIR}
+    paths = sysconfig.get_paths()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        if paths.get(key):
+            prefixes.add(os.path.realpath(paths[key]) + os.sep)
+            prefixes.add(os.path.abspath(paths[key]) + os.sep)
+    for path in sys.path:
+        if path.endswith(("site-packages", "dist-packages")):
+            prefixes.add(os.path.abspath(path) + os.sep)
+    return tuple(sorted(prefixes))
+
+
+_LIBRARY = _library_prefixes()
+_user_file_cache: dict[str, bool] = {}
+
+
+def is_user_file(filename: str) -> bool:
+    """True for code the scheduler may preempt: not stdlib, site-packages or the plugin.
+
+    >>> is_user_file(os.__file__)
+    False
+    """
+    known = _user_file_cache.get(filename)
+    if known is None:
+        if filename.startswith("<"):
+            # <frozen importlib._bootstrap> is the stdlib; <string> is user code (exec).
+            known = not filename.startswith("<frozen")
+        else:
+            path = os.path.abspath(filename)
+            known = not path.startswith(_LIBRARY)
+        _user_file_cache[filename] = known
+    return known
+
+
+StepHandler = Callable[[CodeType, int], None]
+
+
+class SettraceTracer:
+    """3.10/3.11: a per-thread trace function with opcode events in user frames."""
+
+    def __init__(self, on_step: Callable[[CodeType, int, FrameType], None]) -> None:
+        def local(frame: FrameType, event: str, arg: object):
+            if event == "opcode":
+                on_step(frame.f_code, frame.f_lasti, frame)
+            return local
+
+        def global_(frame: FrameType, event: str, arg: object):
+            if is_user_file(frame.f_code.co_filename):
+                frame.f_trace_opcodes = True
+                frame.f_trace_lines = False
+                return local
+            return None
+
+        self._global = global_
+
+    def start(self) -> None:
+        """Called in the controlled thread itself: settrace is per thread."""
+        sys.settrace(self._global)
+
+    def stop_thread(self) -> None:
+        sys.settrace(None)
+
+    def begin_run(self) -> None:
+        pass
+
+    def end_run(self) -> None:
+        pass
+
+
+class MonitoringTracer:
+    """3.12+: ``sys.monitoring`` INSTRUCTION events, switched on per user code object.
+
+    PY_START is on only during a run; it switches INSTRUCTION events on for
+    each user code object it meets, and those are switched off again when the
+    run ends, so code running outside a run pays nothing.
+    """
+
+    _tool: int | None = None
+
+    def __init__(self, on_step: Callable[[CodeType, int, FrameType], None]) -> None:
+        self._on_step = on_step
+        self._instrumented: set[CodeType] = set()
+
+    @classmethod
+    def _claim_tool(cls) -> int:
+        if cls._tool is None:
+            monitoring = sys.monitoring
+            for tool in (4, 3, 2, 5, 1, 0):
+                if monitoring.get_tool(tool) is None:
+                    monitoring.use_tool_id(tool, "pytest-concurrency scheduler")
+                    cls._tool = tool
+                    break
+            else:
+                raise RuntimeError(
+                    "schedule.run() needs a sys.monitoring tool id and all six are taken "
+                    "(debuggers, coverage, profilers): run without one of them"
+                )
+        return cls._tool
+
+    def begin_run(self) -> None:
+        monitoring = sys.monitoring
+        events = monitoring.events
+        tool = self._claim_tool()
+        instrumented = self._instrumented
+        on_step = self._on_step
+        controlled = _state.controlled
+        get_ident = _real.get_ident
+        getframe = sys._getframe
+        disable = monitoring.DISABLE
+        set_local_events = monitoring.set_local_events
+
+        def on_start(code: CodeType, offset: int):
+            if code in instrumented:
+                return None
+            if is_user_file(code.co_filename):
+                instrumented.add(code)
+                set_local_events(tool, code, events.INSTRUCTION)
+                return None
+            return disable
+
+        def on_instruction(code: CodeType, offset: int):
+            if get_ident() in controlled:
+                on_step(code, offset, getframe(1))
+
+        monitoring.register_callback(tool, events.PY_START, on_start)
+        monitoring.register_callback(tool, events.INSTRUCTION, on_instruction)
+        monitoring.set_events(tool, events.PY_START)
+
+    def end_run(self) -> None:
+        monitoring = sys.monitoring
+        tool = self._claim_tool()
+        monitoring.set_events(tool, 0)
+        for code in self._instrumented:
+            monitoring.set_local_events(tool, code, 0)
+        self._instrumented.clear()
+        monitoring.register_callback(tool, monitoring.events.PY_START, None)
+        monitoring.register_callback(tool, monitoring.events.INSTRUCTION, None)
+
+    def start(self) -> None:
+        pass
+
+    def stop_thread(self) -> None:
+        pass
+
+
+def make_tracer(on_step: Callable[[CodeType, int, FrameType], None]):
+    if _real.HAS_MONITORING:
+        return MonitoringTracer(on_step)
+    return SettraceTracer(on_step)

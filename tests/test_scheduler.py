@@ -1,0 +1,392 @@
+"""The controlled scheduler and schedules(): plain tests of the engine.
+
+Race tests here never sleep and hope: every interleaving comes from a
+Schedule, so each test gives the same result on every run.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from pytest_concurrency import DeadlockError, LivelockError, schedules
+from pytest_concurrency.schedules import Schedule
+from pytest_concurrency.scheduler import ensure_installed, installed, uninstall
+
+
+@pytest.fixture
+def patched():
+    """Plain tests make their objects before run(): put the patches in first, as a draw does."""
+    ensure_installed()
+    try:
+        yield
+    finally:
+        uninstall()
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def incr(self) -> None:
+        self.n += 1
+
+
+class LockedCounter:
+    def __init__(self) -> None:
+        self.n = 0
+        self.lock = threading.Lock()
+
+    def incr(self) -> None:
+        with self.lock:
+            self.n += 1
+
+
+def failing_schedule(scenario, max_examples: int = 200) -> Schedule | None:
+    """The first schedule (of at most max_examples) for which scenario(schedule) fails."""
+    found: list[Schedule] = []
+
+    @settings(max_examples=max_examples, database=None, derandomize=True)
+    @given(schedules())
+    def explore(schedule):
+        try:
+            scenario(schedule)
+        except AssertionError:
+            found.append(schedule)
+            raise
+
+    try:
+        explore()
+    except AssertionError:
+        return found[0]
+    return None
+
+
+# ---------------------------------------------------------------- races
+
+
+def lost_update(schedule: Schedule) -> None:
+    counter = Counter()
+    schedule.run(counter.incr, counter.incr)
+    assert counter.n == 2
+
+
+def test_a_lost_update_is_found():
+    assert failing_schedule(lost_update) is not None
+
+
+def test_a_locked_counter_never_loses_an_update():
+    def scenario(schedule):
+        counter = LockedCounter()
+        schedule.run(counter.incr, counter.incr, counter.incr)
+        assert counter.n == 3
+
+    assert failing_schedule(scenario, max_examples=150) is None
+
+
+def test_the_found_schedule_replays_the_same_way(patched):
+    schedule = failing_schedule(lost_update)
+    assert schedule is not None
+    stories = []
+    for _ in range(5):
+        counter = Counter()
+        schedule.run(counter.incr, counter.incr)
+        assert counter.n == 1
+        stories.append(schedule.story)
+    assert len(set(stories)) == 1
+
+
+def test_x_plus_equals_one_is_preempted_between_read_and_write(patched):
+    # The no-preemption schedule keeps each increment whole...
+    counter = Counter()
+    Schedule().run(counter.incr, counter.incr)
+    assert counter.n == 2
+    # ...and some single preemption inside the first increment loses one.
+    outcomes = set()
+    for step in range(1, 15):
+        counter = Counter()
+        Schedule([(step, 0)]).run(counter.incr, counter.incr)
+        outcomes.add(counter.n)
+    assert outcomes == {1, 2}
+
+
+def test_threads_started_inside_run_are_controlled_too():
+    def scenario(schedule):
+        counter = Counter()
+
+        def start_two():
+            workers = [threading.Thread(target=counter.incr) for _ in range(2)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+
+        schedule.run(start_two)
+        assert counter.n == 2
+
+    assert failing_schedule(scenario) is not None
+
+
+# -------------------------------------------------------------- results
+
+
+def test_run_returns_the_results_in_order(patched):
+    assert Schedule().run(lambda: 1, lambda: "two", lambda: None) == [1, "two", None]
+
+
+def test_an_exception_in_a_thread_is_raised_by_run_with_the_thread_named(patched):
+    def boom():
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom") as caught:
+        Schedule().run(lambda: 1, boom)
+    assert any("T2 (" in note and "boom" in note for note in caught.value.__notes__)
+
+
+def test_a_non_callable_is_a_type_error_naming_the_argument():
+    with pytest.raises(TypeError, match=r"argument 2 is 42 \(int\)"):
+        Schedule().run(print, 42)
+
+
+def test_run_inside_run_is_a_clear_error(patched):
+    def nested():
+        Schedule().run(print)
+
+    with pytest.raises(RuntimeError, match="inside schedule.run"):
+        Schedule().run(nested)
+
+
+# ------------------------------------------------------------ deadlocks
+
+
+def abba(first: threading.Lock, second: threading.Lock):
+    def take_both():
+        with first:
+            with second:
+                pass
+
+    return take_both
+
+
+def test_an_abba_deadlock_is_found_and_explained():
+    messages: list[str] = []
+
+    def scenario(schedule):
+        a, b = threading.Lock(), threading.Lock()
+        try:
+            schedule.run(abba(a, b), abba(b, a))
+        except DeadlockError as error:
+            messages.append(str(error))
+            raise AssertionError("deadlock") from None
+
+    assert failing_schedule(scenario) is not None
+    message = messages[-1]
+    assert "cycle: T1" in message
+    assert "holds Lock" in message and "waits in Lock.acquire()" in message
+    assert "test_scheduler.py" in message and "with second:" in message
+
+
+def test_every_thread_blocked_is_a_deadlock_at_once(patched):
+    event = threading.Event()
+    started = time.monotonic()
+    with pytest.raises(DeadlockError, match=r"Event.wait\(\)"):
+        Schedule().run(event.wait, event.wait)
+    assert time.monotonic() - started < 5  # no timeout involved
+
+
+def test_a_lost_wakeup_is_a_deadlock_without_cycle(patched):
+    cond = threading.Condition()
+
+    def waiter():
+        with cond:
+            cond.wait()
+
+    with pytest.raises(DeadlockError, match="no cycle"):
+        Schedule().run(waiter)
+
+
+def test_no_thread_is_left_behind_after_a_deadlock(patched):
+    before = set(threading.enumerate())
+    a, b = threading.Lock(), threading.Lock()
+    for step in range(1, 30):
+        try:
+            Schedule([(step, 0)]).run(abba(a, b), abba(b, a))
+        except DeadlockError:
+            pass
+        assert not a.locked() and not b.locked()
+    assert set(threading.enumerate()) == before
+
+
+# ------------------------------------------------------------ livelocks
+
+
+def test_a_thread_spinning_forever_is_a_livelock(patched):
+    def spin():
+        while True:
+            pass
+
+    with pytest.raises(LivelockError, match=r"loops at test_scheduler.py:\d+ `while True:`"):
+        Schedule(max_steps=20_000).run(spin)
+
+
+def test_busy_waiting_for_a_blocked_thread_is_a_livelock(patched):
+    lock = threading.Lock()
+    flag = []
+
+    def holder():
+        with lock:
+            while not flag:
+                pass
+
+    def setter():
+        with lock:
+            flag.append(1)
+
+    with pytest.raises(LivelockError, match="spinning"):
+        Schedule().run(holder, setter)
+
+
+# ---------------------------------------------------------- primitives
+
+
+def test_virtual_time_sleepers_wake_in_deadline_order_at_no_real_cost(patched):
+    woke: list[tuple[int, float]] = []
+
+    def sleeper(seconds):
+        def sleep():
+            start = time.monotonic()
+            time.sleep(seconds)
+            woke.append((seconds, round(time.monotonic() - start, 6)))
+
+        return sleep
+
+    started = time.perf_counter()
+    Schedule().run(sleeper(30), sleeper(10), sleeper(20))
+    assert time.perf_counter() - started < 5
+    assert woke == [(10, 10.0), (20, 20.0), (30, 30.0)]
+
+
+def test_condition_notify_wakes_waiters_first_come_first_served(patched):
+    cond = threading.Condition()
+    waiting: list[str] = []
+    woken: list[str] = []
+
+    def waiter(name):
+        def wait():
+            with cond:
+                waiting.append(name)
+                cond.wait()
+                woken.append(name)
+
+        return wait
+
+    def notifier():
+        while len(waiting) < 3:
+            time.sleep(0.01)
+        for _ in range(3):
+            with cond:
+                cond.notify()
+
+    Schedule([(1, 2), (20, 1)]).run(waiter("a"), waiter("b"), waiter("c"), notifier)
+    assert woken == waiting
+
+
+def test_event_semaphore_barrier_timer_and_queue_work_inside_run(patched):
+    barrier = threading.Barrier(2)
+    event = threading.Event()
+    semaphore = threading.BoundedSemaphore(1)
+    items: queue.Queue = queue.Queue()
+    seen: list[object] = []
+
+    def first():
+        barrier.wait()
+        event.wait()
+        with semaphore:
+            seen.append(items.get(timeout=5))
+
+    def second():
+        barrier.wait()
+        timer = threading.Timer(3, items.put, args=["from the timer"])
+        timer.start()
+        event.set()
+        timer.join()
+
+    Schedule().run(first, second)
+    assert seen == ["from the timer"]
+
+
+def test_timeouts_run_on_the_virtual_clock(patched):
+    items: queue.Queue = queue.Queue()
+    lock = threading.Lock()
+    results = []
+
+    def waits():
+        start = time.monotonic()
+        with pytest.raises(queue.Empty):
+            items.get(timeout=2)
+        results.append(lock.acquire(timeout=1))
+        results.append(round(time.monotonic() - start, 6))
+
+    def holds():
+        lock.acquire()
+
+    Schedule().run(holds, waits)
+    assert results == [False, 3.0]
+
+
+def test_a_thread_pool_with_futures_runs_under_control(patched):
+    import concurrent.futures
+
+    def work():
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        worker = threading.Thread(target=lambda: future.set_result(42))
+        worker.start()
+        return future.result(timeout=5)
+
+    assert Schedule([(2, 0)]).run(work, work) == [42, 42]
+
+
+# ------------------------------------------------ only inside run, only for us
+
+
+def test_primitives_made_before_run_behave_as_real_ones_outside_it(patched):
+    counter = LockedCounter()
+    workers = [threading.Thread(target=counter.incr) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert counter.n == 4
+    Schedule().run(counter.incr)
+    assert counter.n == 5
+
+
+def test_the_patches_are_gone_after_a_plain_run():
+    original = threading.Lock
+    Schedule().run(lambda: None)
+    assert threading.Lock is original
+    assert not installed()
+
+
+def test_real_io_inside_run_is_a_clear_error(patched):
+    def connect():
+        socket.create_connection(("127.0.0.1", 9), timeout=1)
+
+    with pytest.raises(RuntimeError, match="real blocking calls are outside the scheduler"):
+        Schedule().run(connect)
+
+
+# --------------------------------------------------------- hypothesis
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.too_slow])
+@given(schedules())
+def test_objects_made_in_the_test_body_are_controlled(schedule):
+    counter = LockedCounter()
+    schedule.run(counter.incr, counter.incr)
+    assert counter.n == 2
