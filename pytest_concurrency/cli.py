@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                        help=f"memory of one exercise's processes (default: {defaults.memory_mb})")
     grade.add_argument("--max-processes", metavar="N", type=int, default=defaults.processes,
                        help=f"processes of one exercise at once (default: {defaults.processes})")
+    grade.add_argument("--exit-grace", metavar="S", type=float, default=defaults.exit_grace,
+                       help="time a test process may take to exit after its last test "
+                            f"(default: {defaults.exit_grace:g})")
     grade.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     return parser
 
@@ -134,7 +137,7 @@ def grade(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     progress = (lambda message: None) if args.quiet else (
         lambda message: print(message, file=sys.stderr, flush=True))
     limits = Limits(wall=args.timeout, test=args.test_timeout, memory_mb=args.memory,
-                    processes=args.max_processes)
+                    processes=args.max_processes, exit_grace=args.exit_grace)
     reporter = _Reporter(outputs)
     try:
         kit = Kit.find(args.kit)

@@ -223,6 +223,14 @@ class Kit:
             )
         return kit
 
+    @property
+    def is_packaged(self) -> bool:
+        """Is this the kit the package is installed from, the one its manifest describes?"""
+        return self.root == Path(__file__).resolve().parent.parent
+
+    def manifest(self) -> dict[str, str]:
+        return dict(load_manifest()) if self.is_packaged else {}
+
     def exercise_names(self) -> list[str]:
         return sorted(
             p.name for p in self.exercises.iterdir() if p.is_dir() and EXERCISE_FOLDER.match(p.name)
@@ -241,6 +249,7 @@ class Limits:
     open_files: int = 1024
     file_size_mb: int = 1024
     restarts: int = 3  # after a crash, times the exercise is resumed with the tests left
+    exit_grace: float = 10.0  # seconds a child may take to exit after its last test
 
     @property
     def address_space(self) -> int:
@@ -284,7 +293,7 @@ def inspect_submission(kit: Kit, submission: Path) -> tuple[list[str], list[str]
 
     Test files and config that are copies of the kit's own are no finding.
     """
-    manifest = load_manifest()
+    manifest = kit.manifest()
     exercises = submission_exercises(submission)
     edited: list[str] = []
     ignored: list[str] = []
@@ -293,7 +302,7 @@ def inspect_submission(kit: Kit, submission: Path) -> tuple[list[str], list[str]
         if path.is_relative_to(exercises) and exercise_folder(path.relative_to(exercises)):
             inside = path.relative_to(exercises)
             kit_path = kit.exercises / inside
-            if is_graded_file(path):
+            if is_graded_file(path) and path.name != "conftest.py":
                 if not _same_as_kit(path, kit_path, manifest.get(inside.as_posix())):
                     edited.append(relative)
                 continue
@@ -311,7 +320,7 @@ def inspect_submission(kit: Kit, submission: Path) -> tuple[list[str], list[str]
 
 def kit_drift(kit: Kit) -> list[str]:
     """Test files of the installed kit that differ from the shipped manifest."""
-    manifest = load_manifest()
+    manifest = kit.manifest()
     if not manifest:
         return []
     current = build_manifest(kit.exercises)["files"]
@@ -421,7 +430,6 @@ class _Attempt:
 
 OUTPUT_TAIL = 16 * 1024
 MAX_LINE = 4 * 2**20
-LINGER = 10.0  # seconds a child may take to exit after its last test
 
 
 class Supervisor:
@@ -458,6 +466,7 @@ class Supervisor:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._active: list[_Attempt] = []
+        self._began: dict[str, float] = {}
         self._tmp = Path(tempfile.mkdtemp(prefix="pytest-concurrency-grade-"))
 
     # -- public ----------------------------------------------------------------
@@ -561,6 +570,7 @@ class Supervisor:
             while queue and len(self._active) < self.jobs:
                 name, restarts = queue.popleft()
                 deadlines.setdefault(name, time.monotonic() + self.limits.wall)
+                self._began.setdefault(name, time.monotonic())
                 left = [n for n, r in by_exercise[name].items() if r.outcome == NOT_RUN]
                 done = [n for n in by_exercise[name] if n not in left]
                 attempt = self._spawn(name, [str(self.kit.exercises / name)], impl=self.submission,
@@ -617,10 +627,10 @@ class Supervisor:
         import psutil
 
         limits = self.limits
-        if attempt.finished_at is not None and now - attempt.finished_at > LINGER:
+        if attempt.finished_at is not None and now - attempt.finished_at > limits.exit_grace:
             # Every test reported, but the process does not exit: a non-daemon thread?
             self.book.notes.append(
-                f"{attempt.exercise}: the test process did not exit {LINGER:g} s after its last "
+                f"{attempt.exercise}: the test process did not exit {limits.exit_grace:g} s after its last "
                 "test (a thread or process left running?) and was killed; no test lost points"
             )
             self._kill_tree(attempt)
@@ -690,8 +700,9 @@ class Supervisor:
         points = sum(r.points for r in tests)
         incident = book.incidents.get(attempt.exercise)
         suffix = f" — {incident[1]}" if incident else ""
+        took = time.monotonic() - self._began.get(attempt.exercise, attempt.started)
         self.progress(f"{attempt.exercise}: {passed}/{len(attempt.tests)} tests, "
-                      f"{score:g}/{points:g} points{suffix}")
+                      f"{score:g}/{points:g} points in {took:.1f} s{suffix}")
 
     def _verdict(self, attempt: _Attempt) -> tuple[str, str] | None:
         """(status, why) when the attempt ended before its tests did; None for a normal end."""
