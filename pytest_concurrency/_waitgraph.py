@@ -499,6 +499,8 @@ def describe_wait(ident: int, wait: Wait, frame: FrameType | None) -> str:
     outer = None
     while frame is not None and frame.f_code.co_filename in _PLUMBING:
         self = frame.f_locals.get("self")
+        if isinstance(self, threading.Thread):
+            break  # the thread's own machinery (run, _bootstrap): not what it waits for
         if self is not None and self is not target:
             outer = (self, frame.f_code.co_name)
         frame = frame.f_back

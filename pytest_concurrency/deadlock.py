@@ -82,6 +82,7 @@ class TestState:
     baseline: set[threading.Thread]
     reports: list[str] = field(default_factory=list)
     installed: bool = False
+    timeout_snapshot: str | None = None
 
 
 class Watchdog:
@@ -264,9 +265,14 @@ def stuck_report(members: list[int], blocked: dict[int, wg.Wait], timeout: float
     return "\n".join([head, "", *body, _stacks(members, names, frames), tail])
 
 
-def snapshot_report(test: TestState) -> str:
-    """What each thread of the test was doing: for the pytest-timeout message."""
+def snapshot_report(test: TestState, interrupted: Any = None) -> str:
+    """What each thread of the test was doing: for the pytest-timeout message.
+
+    ``interrupted``: the test thread's frame that a signal handler interrupted.
+    """
     names, frames = _thread_names(), sys._current_frames()
+    if interrupted is not None:
+        frames[test.thread.ident] = interrupted
     wg.name_locks(frames.values())
     waits = wg.waits()
     members = test_threads(test) or {test.thread.ident}
@@ -452,9 +458,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+@pytest.hookimpl(wrapper=True, optionalhook=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> Generator:
+    """Take our snapshot the moment pytest-timeout's signal fires, before anything unwinds."""
+    result = yield
+    test = item.stash.get(_test_key, None)
+    theirs = signal.getsignal(signal.SIGALRM) if hasattr(signal, "SIGALRM") else None
+    if test is not None and callable(theirs) and threading.current_thread() is threading.main_thread():
+
+        def snapshot_then_fail(signum: int, frame: Any) -> None:
+            __tracebackhide__ = True
+            test.timeout_snapshot = snapshot_report(test, frame)
+            theirs(signum, frame)
+
+        signal.signal(signal.SIGALRM, snapshot_then_fail)
+    return result
+
+
 def _merge_timeout(test: TestState, error: BaseException) -> BaseException:
     """pytest-timeout's failure, with the wait-for graph; the blocked threads are unwound."""
-    report = snapshot_report(test)
+    report = test.timeout_snapshot or snapshot_report(test)
     for ident in test_threads(test) or ():
         if ident != test.thread.ident:
             wg.unwind(ident, f"unwound after pytest-timeout fired in {test.item.nodeid}")
