@@ -62,6 +62,8 @@ MANIFEST = Path(__file__).with_name("manifest.json")
 
 @dataclass
 class TestResult:
+    __test__ = False  # not a test class, whatever its name says
+
     name: str
     exercise: str
     points: float
