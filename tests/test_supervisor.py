@@ -107,3 +107,29 @@ def test_a_bad_command_line_exits_2_with_a_clear_message(tmp_path, args, message
     proc = grade(*[a.format(tmp=tmp_path) for a in args])
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+def _docs_block(after: str) -> str:
+    """The first code block after the line ``after`` in docs/grading.md."""
+    text = (ROOT / "docs" / "grading.md").read_text(encoding="utf-8")
+    rest = text[text.index(after):]
+    start = rest.index("```bash\n") + len("```bash\n")
+    return rest[start:rest.index("```", start)]
+
+
+@pytest.mark.parametrize(("tree", "full_marks"), [("solutions", True), ("exercises", False)])
+def test_the_gradescope_run_autograder_of_the_docs(tmp_path, tree, full_marks):
+    script = tmp_path / "run_autograder"
+    script.write_text(_docs_block("`run_autograder`:"), encoding="utf-8")
+    script.chmod(0o755)
+    submission = tmp_path / "submission" / EXERCISE
+    submission.mkdir(parents=True)
+    (submission / "thread_pool.py").write_text((ROOT / tree / EXERCISE / "thread_pool.py").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(AUTOGRADER_ROOT=str(tmp_path), KIT=str(ROOT),
+               PYTEST_CONCURRENCY=str(Path(sys.executable).with_name("pytest-concurrency")))
+    proc = subprocess.run(["bash", str(script), "--exercise", EXERCISE], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "results" / "results.json").read_text())
+    ours = [t for t in report["tests"] if t["name"].startswith(EXERCISE + "/")]
+    assert ours and all((t["score"] == t["max_score"]) == full_marks for t in ours)
