@@ -417,13 +417,12 @@ class MemcachedServer:
         deadline = time.monotonic() + STARTUP_PATIENCE
         while True:
             if not self.running:
+                said = _read(self._log)
                 self._forget()
-                said = self._log.read_text(errors="replace").strip() if self._log.exists() else ""
                 if "in use" in said:
                     raise PortTaken(f"memcached could not listen on {self.address}: {said}")
                 raise MemcachedError(
-                    f"memcached ({' '.join(self._command_line())}) exited before answering: "
-                    f"{said or 'it said nothing'}"
+                    f"memcached ({' '.join(self._command_line())}) exited before answering: {said}"
                 )
             try:
                 with Connection(self.host, self.port, timeout=1.0) as connection:

@@ -182,7 +182,7 @@ def test_delete_returns_whether_the_key_existed(memcached, make_client):
     assert client.delete("doomed") is True, "delete of an existing key must return True"
     assert memcached.get_raw("doomed") is None, "delete returned True but the server still holds the key"
     assert client.delete("doomed") is False, (
-        "delete of a key that does not exist must return False (memcached answers NOT_FOUND: "
+        "delete of a missing key must return False (memcached answers NOT_FOUND: "
         "wait for the answer instead of sending with noreply)"
     )
 

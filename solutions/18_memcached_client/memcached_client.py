@@ -17,7 +17,7 @@ from pymemcache.serde import pickle_serde
 # Loopback servers answer in microseconds; a server that takes this long is
 # treated as down, so that no call can hang on a server that stopped answering.
 CONNECT_TIMEOUT = 2.0
-TIMEOUT = 3.0
+TIMEOUT = 5.0
 
 # get_or_set: how long the computing thread may hold the lock (if it dies, the
 # lock expires), and how long the others wait for its value before computing

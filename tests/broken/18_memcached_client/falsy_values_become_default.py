@@ -1,0 +1,68 @@
+"""get returns `value or default`: stored 0, "", [] and False come back as the default."""
+
+import time
+import uuid
+
+from pymemcache.client.hash import HashClient
+from pymemcache.serde import pickle_serde
+
+CAUGHT_BY = ["test_values_of_several_types_round_trip"]
+
+
+_MISSING = object()
+
+
+class MemcachedClient:
+    def __init__(self, servers):
+        self._client = HashClient(
+            [(s.rpartition(":")[0], int(s.rpartition(":")[2])) for s in servers],
+            serde=pickle_serde,
+            connect_timeout=2,
+            timeout=3,
+            use_pooling=True,
+            ignore_exc=True,
+            default_noreply=False,
+        )
+
+    def set(self, key, value, expire=0):
+        return bool(self._client.set(key, value, expire=expire))
+
+    def get(self, key, default=None):
+        return self._client.get(key) or default
+
+    def delete(self, key):
+        return bool(self._client.delete(key))
+
+    def incr(self, key, delta=1):
+        for _ in range(10):
+            value = self._client.incr(key, delta)
+            if value is not None and value is not False:
+                return int(value)
+            if self._client.add(key, delta):
+                return delta
+        raise ConnectionError(key)
+
+    def get_or_set(self, key, compute, expire=0):
+        value = self._client.get(key, default=_MISSING)
+        if value is not _MISSING:
+            return value
+        lock_key = key + ":lock"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._client.add(lock_key, uuid.uuid4().hex, expire=30):
+                try:
+                    value = self.get(key, _MISSING)
+                    if value is _MISSING:
+                        value = compute()
+                        self.set(key, value, expire)
+                    return value
+                finally:
+                    self._client.delete(lock_key)
+            time.sleep(0.005)
+            value = self.get(key, _MISSING)
+            if value is not _MISSING:
+                return value
+        return compute()
+
+    def close(self):
+        self._client.close()
