@@ -40,8 +40,10 @@ def make(kit: pytest.Pytester, files: dict[str, str]) -> None:
         path.write_text(text)
 
 
-def run(kit: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:
-    result = kit.runpytest_subprocess("exercises", "--grade-json", "grade.json", *args)
+def run(kit: pytest.Pytester, *args: str, subprocess: bool = False) -> tuple[pytest.RunResult, dict]:
+    """Run the kit's exercises; in a subprocess only for runs that kill their process."""
+    runner = kit.runpytest_subprocess if subprocess else kit.runpytest_inprocess
+    result = runner("exercises", "--grade-json", "grade.json", *args)
     return result, json.loads((kit.path / "grade.json").read_text())
 
 
@@ -172,7 +174,7 @@ def test_a_run_killed_mid_way_leaves_the_json_with_what_finished(kit):
         def test_3_never_ran():
             assert a.value() == 1
     """, impl="def value():\n    return 1\n"))
-    result, data = run(kit)
+    result, data = run(kit, subprocess=True)
     assert result.ret == 9
     assert scores(data) == {"test_1_finished": (1, 1), "test_2_killed": (0, 1), "test_3_never_ran": (0, 1)}
     assert data["tests"][2]["output"] == "not run"
@@ -180,7 +182,7 @@ def test_a_run_killed_mid_way_leaves_the_json_with_what_finished(kit):
 
 def test_a_run_that_dies_in_its_first_test_still_leaves_a_zero_grade(kit):
     make(kit, exercise("01_a", "a", "import os\n\ndef test_dies():\n    os._exit(3)\n"))
-    _, data = run(kit)
+    _, data = run(kit, subprocess=True)
     assert data["score"] == 0 and data["max_score"] == 1
 
 
