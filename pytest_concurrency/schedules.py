@@ -39,43 +39,66 @@ __all__ = ["Schedule", "schedules"]
 
 
 class Schedule:
-    """One way to interleave threads; ``run`` plays it.
+    """One way to interleave threads; ``run`` plays it.  The same schedule
+    always gives the same interleaving.
 
-    ``preemptions`` is a sequence of ``(step, choice)``: at step ``step`` the
+    A schedule is three lists of ``(position, choice)``: at each position the
     running thread is preempted and the ``choice``-th other runnable thread
     (modulo their number) goes on.  Between preemptions a thread runs until it
-    blocks or ends.  The same schedule always gives the same interleaving.
+    blocks or ends, and then the lowest-numbered runnable thread goes on.
 
-    >>> Schedule(preemptions=[(3, 0)])
-    Schedule(preemptions=((3, 0),))
+    - ``at_steps``: at that global step (every bytecode of user code and every
+      synchronisation call is a step; step 0 decides who starts);
+    - ``after_switch``: once the running thread has run ``position + 1``
+      steps since the last context switch (one entry per slice, in order;
+      waits for a slice in which another thread can run);
+    - ``at_syncs``: at that synchronisation point (acquire, release, wait,
+      sleep, start, join), counting from 1.
+
+    Write one by hand for ``@example`` or a regression test:
+
+    >>> Schedule(at_steps=[(3, 0)])
+    Schedule(at_steps=((3, 0),))
     """
 
     def __init__(
         self,
-        preemptions: Sequence[tuple[int, int]] = (),
+        at_steps: Sequence[tuple[int, int]] = (),
         *,
+        after_switch: Sequence[tuple[int, int]] = (),
+        at_syncs: Sequence[tuple[int, int]] = (),
         max_steps: int = _engine.DEFAULT_MAX_STEPS,
     ) -> None:
-        cleaned: list[tuple[int, int]] = []
-        for item in preemptions:
-            try:
-                step, choice = item
-            except (TypeError, ValueError):
-                raise TypeError(
-                    f"Schedule(preemptions=...) takes (step, choice) pairs, got {item!r}"
-                ) from None
-            if not isinstance(step, int) or not isinstance(choice, int) or step < 0 or choice < 0:
-                raise ValueError(
-                    f"Schedule(preemptions=...): step and choice must be integers >= 0, got {item!r}"
-                )
-            cleaned.append((step, choice))
-        self.preemptions: tuple[tuple[int, int], ...] = tuple(sorted(cleaned))
+        self.at_steps = tuple(sorted(_pairs("at_steps", at_steps)))
+        self.after_switch = _pairs("after_switch", after_switch)
+        self.at_syncs = tuple(sorted(_pairs("at_syncs", at_syncs)))
+        if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+            raise ValueError(f"Schedule(max_steps=...) must be an integer >= 1, got {max_steps!r}")
         self.max_steps = max_steps
         self._last: Scheduler | None = None
 
     def __repr__(self) -> str:
-        extra = "" if self.max_steps == _engine.DEFAULT_MAX_STEPS else f", max_steps={self.max_steps}"
-        return f"Schedule(preemptions={self.preemptions!r}{extra})"
+        parts = []
+        for name in ("at_steps", "after_switch", "at_syncs"):
+            value = getattr(self, name)
+            if value:
+                parts.append(f"{name}={value!r}")
+        if self.max_steps != _engine.DEFAULT_MAX_STEPS:
+            parts.append(f"max_steps={self.max_steps}")
+        return f"Schedule({', '.join(parts)})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Schedule):
+            return NotImplemented
+        return repr(self) == repr(other)
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+    @property
+    def preemptions(self) -> int:
+        """How many preemptions the schedule asks for (fewer may be possible)."""
+        return len(self.at_steps) + len(self.after_switch) + len(self.at_syncs)
 
     def run(self, *callables: Callable[[], Any]) -> list[Any]:
         """Run each callable in its own controlled thread; return their results in order.
@@ -96,7 +119,9 @@ class Schedule:
             )
         detailed = _should_note()
         scheduler = Scheduler(
-            Decisions(self.preemptions), max_steps=self.max_steps, detailed=detailed
+            Decisions(self.at_steps, self.after_switch, self.at_syncs),
+            max_steps=self.max_steps,
+            detailed=detailed,
         )
         self._last = scheduler
         try:
@@ -116,6 +141,27 @@ class Schedule:
     def steps(self) -> int:
         """How many preemption points the last ``run`` went through."""
         return self._last.step if self._last is not None else 0
+
+
+def _pairs(what: str, items: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    cleaned: list[tuple[int, int]] = []
+    for item in items:
+        try:
+            at, choice = item
+        except (TypeError, ValueError):
+            raise TypeError(f"Schedule({what}=...) takes (step, choice) pairs, got {item!r}") from None
+        if (
+            not isinstance(at, int)
+            or not isinstance(choice, int)
+            or isinstance(at, bool)
+            or at < 0
+            or choice < 0
+        ):
+            raise ValueError(
+                f"Schedule({what}=...): step and choice must be integers >= 0, got {item!r}"
+            )
+        cleaned.append((at, choice))
+    return tuple(cleaned)
 
 
 def _current_ident() -> int:
@@ -167,21 +213,46 @@ def schedules(*, max_preemptions: int = 4, max_steps: int = _engine.DEFAULT_MAX_
     if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
         raise ValueError(f"schedules(max_steps=...) must be an integer >= 1, got {max_steps!r}")
 
-    gap = st.one_of(
-        st.integers(0, 15), st.integers(0, 127), st.integers(0, 1023), st.integers(0, 8191)
+    # Where to preempt.  The run's length is unknown before it ends, so
+    # positions are spread over short, medium and long runs; and counted in
+    # three ways (see Schedule), each of which makes a different kind of bug
+    # likely: a few steps after a thread starts running, at a global step, or
+    # right at a synchronisation point.
+    after_switch = st.tuples(
+        st.just(1), st.one_of(st.integers(0, 7), st.integers(0, 31), st.integers(0, 127))
     )
-    choice = st.integers(0, 7)
+    at_sync = st.tuples(st.just(2), st.one_of(st.integers(0, 7), st.integers(0, 31)))
+    at_step = st.tuples(
+        st.just(0),
+        st.one_of(
+            st.integers(0, 15),
+            st.integers(0, 63),
+            st.integers(0, 255),
+            st.integers(0, 1023),
+            st.integers(0, 8191),
+        ),
+    )
+    preemption = st.tuples(st.one_of(after_switch, at_step, at_sync), st.integers(0, 7))
 
-    def build(pairs: list[tuple[int, int]]) -> Schedule:
+    @st.composite
+    def draw_schedule(draw: Any) -> Schedule:
         _install_for_test()
-        preemptions = []
-        step = -1
-        for distance, chosen in pairs:
-            step += distance + 1
-            preemptions.append((step, chosen))
-        return Schedule(preemptions, max_steps=max_steps)
+        at_steps: list[tuple[int, int]] = []
+        slices: list[tuple[int, int]] = []
+        syncs: list[tuple[int, int]] = []
+        step, sync = -1, 0
+        for (kind, distance), chosen in draw(st.lists(preemption, max_size=max_preemptions)):
+            if kind == 0:
+                step += distance + 1  # the first may be at step 0: who starts
+                at_steps.append((step, chosen))
+            elif kind == 1:
+                slices.append((distance, chosen))
+            else:
+                sync += distance + 1
+                syncs.append((sync, chosen))
+        return Schedule(at_steps, after_switch=slices, at_syncs=syncs, max_steps=max_steps)
 
-    strategy = st.lists(st.tuples(gap, choice), max_size=max_preemptions).map(build)
+    strategy = draw_schedule()
     _our_strategies.add(strategy)
     return strategy
 

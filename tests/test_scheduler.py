@@ -6,6 +6,7 @@ Schedule, so each test gives the same result on every run.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import socket
 import threading
@@ -15,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from pytest_concurrency import DeadlockError, LivelockError, schedules
-from pytest_concurrency.schedules import Schedule
 from pytest_concurrency.scheduler import ensure_installed, installed, uninstall
+from pytest_concurrency.schedules import Schedule
 
 
 @pytest.fixture
@@ -166,9 +167,8 @@ def test_run_inside_run_is_a_clear_error(patched):
 
 def abba(first: threading.Lock, second: threading.Lock):
     def take_both():
-        with first:
-            with second:
-                pass
+        with first, second:
+            pass
 
     return take_both
 
@@ -214,10 +214,8 @@ def test_no_thread_is_left_behind_after_a_deadlock(patched):
     before = set(threading.enumerate())
     a, b = threading.Lock(), threading.Lock()
     for step in range(1, 30):
-        try:
+        with contextlib.suppress(DeadlockError):
             Schedule([(step, 0)]).run(abba(a, b), abba(b, a))
-        except DeadlockError:
-            pass
         assert not a.locked() and not b.locked()
     assert set(threading.enumerate()) == before
 

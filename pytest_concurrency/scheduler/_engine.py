@@ -14,6 +14,7 @@ threads, waits, and raises what went wrong.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -76,6 +77,7 @@ class ThreadRecord:
         "result",
         "blocked_at",
         "quiet",
+        "function",
     )
 
     def __init__(self, scheduler: Scheduler, index: int, thread: threading.Thread, root: bool):
@@ -99,23 +101,45 @@ class ThreadRecord:
         # Until its first step of user code, a thread's sync points (the stdlib's
         # Thread bootstrap setting its _started Event) are not preemption points.
         self.quiet = True
+        self.function: Callable[[], Any] | None = None
 
     def __repr__(self) -> str:
         return f"<thread {self.name} {self.state}>"
 
 
 class Decisions:
-    """What the schedule decides: at which steps to preempt, and for whom.
+    """What a schedule decides: where the running thread is preempted, and for whom.
 
-    ``preemptions`` is a sorted sequence of ``(step, choice)``: at step
-    ``step`` the running thread is preempted in favour of the
-    ``choice``-th other runnable thread (modulo their number).  Everywhere
-    else a thread runs until it blocks or ends, and then the lowest-numbered
-    runnable thread goes on.
+    Three lists of ``(position, choice)``; at each of these positions the
+    running thread is preempted in favour of the ``choice``-th other runnable
+    thread (modulo their number):
+
+    - ``at_steps``: at global step ``position`` (every preemption point counts;
+      step 0 decides who starts);
+    - ``after_switch``: once the running thread has run ``position + 1`` steps
+      since the last context switch; taken in order, one per slice, and
+      deferred to the next slice if nobody else can run then (so "thread B,
+      just woken, is preempted 3 steps in" is one short entry);
+    - ``at_syncs``: at the ``position``-th synchronisation point (acquire,
+      release, wait, sleep, start, join): there are few, so a preemption right
+      after a release is easy to hit.
+
+    Everywhere else a thread runs until it blocks or ends, and then the
+    lowest-numbered runnable thread goes on.
     """
 
-    def __init__(self, preemptions: Sequence[tuple[int, int]] = ()) -> None:
-        self.preemptions = sorted(preemptions)
+    def __init__(
+        self,
+        at_steps: Sequence[tuple[int, int]] = (),
+        after_switch: Sequence[tuple[int, int]] = (),
+        at_syncs: Sequence[tuple[int, int]] = (),
+    ) -> None:
+        self.at_steps = sorted(at_steps)
+        self.after_switch = list(after_switch)
+        self.at_syncs = sorted(at_syncs)
+
+
+_NEVER = float("inf")
 
 
 class Scheduler:
@@ -153,12 +177,18 @@ class Scheduler:
         # (thread index, code or None, offset or operation name, detail)
         self.trace: list[tuple[int, CodeType | None, Any, Any]] = []
         self.switches: list[tuple[int, int, int, str]] = []
-        self._pending = list(self.decisions.preemptions)
-        self._pending_at = 0
-        self._next_step = self._pending[0][0] if self._pending else -1
+        self._at_steps = self.decisions.at_steps
+        self._at_steps_next = 0
+        self._after_switch = self.decisions.after_switch
+        self._after_switch_next = 0
+        self._at_syncs = [(k, c) for k, c in self.decisions.at_syncs if k > 0]
+        self._at_syncs_next = 0
+        self.syncs = 0
         self._slice_start = 0
         self._alone_steps = 0
         self._check_at = min(self.max_steps, self.fair_slice)
+        self._next_event: float = 0
+        self._recompute_next_event()
         self._tracer = make_tracer(self._on_step)
         self._detail_pending: dict[int, tuple[Any, str, str]] = {}
         self.preemptions_taken = 0
@@ -184,18 +214,16 @@ class Scheduler:
         _state.active.append(self)
         try:
             for position, function in enumerate(callables):
-                self._add_root(position, function)
+                worker = _Worker.take()
+                worker.assign(self._add_root(position, function, worker.thread))
             self.monotonic0 = _real.monotonic()
             self.wall0 = _real.wall_time()
             self._tracer.begin_run()
             # Finalizers of user code run wherever the collector strikes: not
             # under a controlled run, where they would shift the steps.
             gc.disable()
-            for record in self.threads:
-                self._spawn(record)
             if self.threads:
                 first = self.threads[0]
-                self._next_preemption_at_start()
                 self.current = self._first_thread(first)
                 self.current.gate.release()
                 self._wait_until_done()
@@ -216,18 +244,18 @@ class Scheduler:
     def _stuck_record(self) -> ThreadRecord | None:
         return self.current if self.stalled else None
 
-    def _add_root(self, position: int, function: Callable[[], Any]) -> None:
+    def _add_root(
+        self, position: int, function: Callable[[], Any], thread: threading.Thread
+    ) -> ThreadRecord:
         name = f"T{position + 1}"
         label = getattr(function, "__qualname__", None) or getattr(function, "__name__", None)
-        record_box: list[ThreadRecord] = []
-
-        def target() -> None:
-            record_box[0].result = function()
-
-        thread = threading.Thread(target=target, name=name, daemon=True)
+        if label:
+            label = label.rpartition(".<locals>.")[2]
+        thread.name = name
         record = self._new_record(thread, root=True)
         record.name = f"{name} ({label})" if label else name
-        record_box.append(record)
+        record.function = function
+        return record
 
     def _new_record(self, thread: threading.Thread, root: bool) -> ThreadRecord:
         record = ThreadRecord(self, len(self.threads), thread, root)
@@ -265,6 +293,30 @@ class Scheduler:
             del _state.controlled[record.ident]
             self._finish(record)
             record.exited.release()
+
+    def _root_main(self, record: ThreadRecord) -> None:
+        """The body of a callable of run(), on a pooled worker that holds the baton."""
+        try:
+            if not self.aborting:
+                thread = record.thread
+                thread._ident = record.ident  # type: ignore[attr-defined]
+                with threading._active_limbo_lock:  # type: ignore[attr-defined]
+                    threading._active[record.ident] = thread  # type: ignore[attr-defined]
+                self._tracer.start()
+                try:
+                    record.result = record.function()  # type: ignore[misc]
+                except _Abort:
+                    pass
+                except BaseException as error:  # noqa: BLE001 - raised by run() instead
+                    self.thread_raised(record, error)
+                finally:
+                    self._tracer.stop_thread()
+                    with threading._active_limbo_lock:  # type: ignore[attr-defined]
+                        threading._active.pop(record.ident, None)  # type: ignore[attr-defined]
+        finally:
+            del _state.controlled[record.ident]  # type: ignore[arg-type]
+            record.exited.release()
+            self._finish(record)
 
     @staticmethod
     def _forget_thread(thread: threading.Thread) -> None:
@@ -312,14 +364,12 @@ class Scheduler:
 
     # ---------------------------------------------------------- the decisions
 
-    def _next_preemption_at_start(self) -> None:
-        pass
-
     def _first_thread(self, first: ThreadRecord) -> ThreadRecord:
         # A preemption at step 0 chooses who starts.
-        if self._next_step == 0:
-            choice = self._pending[0][1]
-            self._advance_pending()
+        if self._at_steps and self._at_steps[0][0] == 0:
+            choice = self._at_steps[0][1]
+            self._at_steps_next = 1
+            self._recompute_next_event()
             others = self.threads[1:]
             if others:
                 self.preemptions_taken += 1
@@ -328,14 +378,19 @@ class Scheduler:
                 return chosen
         return first
 
-    def _advance_pending(self) -> None:
-        self._pending_at += 1
-        if self._pending_at < len(self._pending):
-            self._next_step = self._pending[self._pending_at][0]
-            if self._next_step <= self.step:  # two preemptions at one step: keep the first
-                self._advance_pending()
-        else:
-            self._next_step = -1
+    def _recompute_next_event(self) -> None:
+        """The next step at which _decide has something to do (one comparison per step)."""
+        next_event: float = self._check_at
+        at_steps = self._at_steps
+        while self._at_steps_next < len(at_steps) and at_steps[self._at_steps_next][0] <= self.step:
+            self._at_steps_next += 1  # two preemptions at one step: the first one counts
+        if self._at_steps_next < len(at_steps):
+            next_event = min(next_event, at_steps[self._at_steps_next][0])
+        if self._after_switch_next < len(self._after_switch):
+            fire = self._slice_start + self._after_switch[self._after_switch_next][0] + 1
+            if fire > self.step:
+                next_event = min(next_event, fire)
+        self._next_event = next_event
 
     def _on_step(self, code: CodeType, offset: int, frame: FrameType | None) -> None:
         """A preemption point in user code, reached by the running thread."""
@@ -346,19 +401,35 @@ class Scheduler:
         self.trace.append((record.index, code, offset, None))  # type: ignore[union-attr]
         if self.detailed and frame is not None:
             self._record_detail(record, code, offset, frame)  # type: ignore[arg-type]
-        if step == self._next_step or step >= self._check_at:
+        if step >= self._next_event:
             self._decide(record, step)  # type: ignore[arg-type]
 
     def sync_point(self, record: ThreadRecord, operation: str) -> None:
-        """A preemption point at a blocking operation (acquire, wait, sleep, join...)."""
+        """A preemption point at a synchronisation operation (acquire, release, wait, sleep...)."""
         if self.aborting:
             raise _Abort
         if record.quiet:
             return
         step = self.step = self.step + 1
         self.trace.append((record.index, None, operation, None))
-        if step == self._next_step or step >= self._check_at:
+        sync = self.syncs = self.syncs + 1
+        at_syncs = self._at_syncs
+        if self._at_syncs_next < len(at_syncs) and at_syncs[self._at_syncs_next][0] == sync:
+            choice = at_syncs[self._at_syncs_next][1]
+            while self._at_syncs_next < len(at_syncs) and at_syncs[self._at_syncs_next][0] <= sync:
+                self._at_syncs_next += 1
+            if self._preempt(record, choice):
+                return
+        if step >= self._next_event:
             self._decide(record, step)
+
+    def _preempt(self, record: ThreadRecord, choice: int) -> bool:
+        others = [t for t in self.threads if t.state is RUNNABLE and t is not record]
+        if not others:
+            return False
+        self.preemptions_taken += 1
+        self._switch(record, others[choice % len(others)], "preempted")
+        return True
 
     def _decide(self, record: ThreadRecord, step: int) -> None:
         if self.aborting:
@@ -373,16 +444,32 @@ class Scheduler:
                 ),
                 record,
             )
-        if step == self._next_step:
-            choice = self._pending[self._pending_at][1]
-            self._advance_pending()
-            others = [t for t in self.threads if t.state is RUNNABLE and t is not record]
-            if others:
-                self.preemptions_taken += 1
-                self._switch(record, others[choice % len(others)], "preempted")
+        at_steps = self._at_steps
+        if self._at_steps_next < len(at_steps) and at_steps[self._at_steps_next][0] == step:
+            choice = at_steps[self._at_steps_next][1]
+            self._at_steps_next += 1
+            if self._preempt(record, choice):
+                return
+        after_switch = self._after_switch
+        if (
+            self._after_switch_next < len(after_switch)
+            and step == self._slice_start + after_switch[self._after_switch_next][0] + 1
+        ):
+            choice = after_switch[self._after_switch_next][1]
+            if self._preempt_after_switch(record, choice):
                 return
         if step >= self._check_at:
             self._time_slice(record, step)
+        self._recompute_next_event()
+
+    def _preempt_after_switch(self, record: ThreadRecord, choice: int) -> bool:
+        others = [t for t in self.threads if t.state is RUNNABLE and t is not record]
+        if not others:
+            return False  # deferred: it counts again from the next switch
+        self._after_switch_next += 1
+        self.preemptions_taken += 1
+        self._switch(record, others[choice % len(others)], "preempted")
+        return True
 
     def _time_slice(self, record: ThreadRecord, step: int) -> None:
         """A thread ran ``fair_slice`` steps in a row: let the others (or time) go on."""
@@ -413,6 +500,7 @@ class Scheduler:
     def _reset_slice(self) -> None:
         self._slice_start = self.step
         self._check_at = min(self.max_steps, self.step + self.fair_slice)
+        self._recompute_next_event()
 
     def _switch(self, record: ThreadRecord, target: ThreadRecord, reason: str) -> None:
         self.switches.append((self.step, record.index, target.index, reason))
@@ -553,6 +641,61 @@ class Scheduler:
         from ._report import describe_loop
 
         return describe_loop(self, record)
+
+
+class _Worker:
+    """A real thread kept between runs to run the callables of ``run()``.
+
+    Starting two OS threads per schedule would cost more than the schedule
+    itself; a worker waits on its gate between runs, invisible to
+    ``threading.enumerate()`` (it is not a ``threading.Thread``).
+    """
+
+    idle: list[_Worker] = []
+
+    def __init__(self) -> None:
+        self.gate = _real.allocate_lock()
+        self.gate.acquire()
+        self.record: ThreadRecord | None = None
+        self.ident = 0
+        # Never started: it gives threading.current_thread() a name inside runs.
+        self.thread = threading.Thread(name="T", daemon=True)
+        ready = _real.allocate_lock()
+        ready.acquire()
+        _real.start_new_thread(self._main, (ready,))
+        ready.acquire()
+
+    @classmethod
+    def take(cls) -> _Worker:
+        try:
+            return cls.idle.pop()
+        except IndexError:
+            return cls()
+
+    def assign(self, record: ThreadRecord) -> None:
+        record.gate = self.gate
+        record.ident = self.ident
+        self.record = record
+        _state.controlled[self.ident] = record
+
+    def _main(self, ready: Any) -> None:
+        self.ident = _real.get_ident()
+        ready.release()
+        while True:
+            self.gate.acquire()  # a run gives us the baton
+            record, self.record = self.record, None
+            if record is None:
+                return
+            record.scheduler._root_main(record)
+            _Worker.idle.append(self)
+
+
+def _forget_workers_after_fork() -> None:
+    _Worker.idle.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers_after_fork)
 
 
 def release_forcibly(lock: Any, record: ThreadRecord) -> None:

@@ -18,19 +18,32 @@ from collections import deque
 from typing import Any
 
 from . import _real, _state
-from ._engine import ThreadRecord, _Abort, user_frames
+from ._engine import ThreadRecord, _Abort
+from ._tracing import is_user_file
 
 _controlled = _state.controlled
 _get_ident = _real.get_ident
 _serial = itertools.count(1)
+_making = _real.allocate_lock()
 
 
-def _creation_site() -> str | None:
+def _creation_site() -> tuple[str, int] | None:
+    """(file, line) of the user code that made the primitive (the stdlib may be in between)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        code = frame.f_code
+        if is_user_file(code.co_filename):
+            return code.co_filename, frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+def _site_text(site: tuple[str, int] | None) -> str:
+    if site is None:
+        return ""
     import os
 
-    for frame in user_frames(sys._getframe(2)):
-        return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
-    return None
+    return f" made at {os.path.basename(site[0])}:{site[1]}"
 
 
 def _deadline(record: ThreadRecord, timeout: float | None) -> float | None:
@@ -44,8 +57,7 @@ class _ControlledLockBase:
     _kind = "Lock"
 
     def _describe(self) -> str:
-        site = f" made at {self._c_site}" if self._c_site else ""
-        return f"{self._kind}#{self._c_serial}{site}"
+        return f"{self._kind}#{self._c_serial}{_site_text(self._c_site)}"
 
     def _c_acquire(self, record: ThreadRecord, blocking: bool, timeout: float) -> bool:
         if not blocking and timeout != -1:
@@ -138,6 +150,8 @@ class Lock(_ControlledLockBase):
         if record is None:
             return self._real.release()
         self._c_release(record)
+        # Right after a release is where a waiter can overtake: a preemption point.
+        record.scheduler.sync_point(record, f"{self._kind}.release")
 
     def locked(self) -> bool:
         if _get_ident() in _controlled:
@@ -193,6 +207,8 @@ class RLock(_ControlledLockBase):
         if record is None:
             return self._real.release()
         self._c_release(record)
+        # Right after a release is where a waiter can overtake: a preemption point.
+        record.scheduler.sync_point(record, f"{self._kind}.release")
 
     __enter__ = acquire
 
@@ -255,12 +271,7 @@ class Condition:
         if lock is None:
             lock = RLock()
         self._lock = lock
-        factory = _state.found.get("Condition")
-        if factory is None:
-            import threading
-
-            factory = threading.Condition
-        self._real = factory(lock)
+        self._real_condition: Any = None  # made on first use outside a run
         self.acquire = lock.acquire
         self.release = lock.release
         self._c_waiters: deque[ThreadRecord] = deque()
@@ -273,9 +284,23 @@ class Condition:
     def __exit__(self, *exc_info: object) -> None:
         return self._lock.__exit__(*exc_info)
 
+    @property
+    def _real(self) -> Any:
+        real = self._real_condition
+        if real is None:
+            with _making:
+                real = self._real_condition
+                if real is None:
+                    factory = _state.found.get("Condition")
+                    if factory is None:
+                        import threading
+
+                        factory = threading.Condition
+                    real = self._real_condition = factory(self._lock)
+        return real
+
     def _describe(self) -> str:
-        site = f" made at {self._c_site}" if self._c_site else ""
-        return f"Condition#{self._c_serial}{site}"
+        return f"Condition#{self._c_serial}{_site_text(self._c_site)}"
 
     def __repr__(self) -> str:
         return f"<{self._describe()} ({len(self._c_waiters)} controlled waiters)>"

@@ -92,7 +92,7 @@ def _operands(listed: list[dis.Instruction], index: int, count: int) -> list[dis
     i = index - 1
     while i >= 0 and len(found) < count:
         instruction = listed[i]
-        if instruction.opname in ("COPY", "DUP_TOP_TWO", "DUP_TOP", "CACHE", "EXTENDED_ARG"):
+        if instruction.opname in ("COPY", "DUP_TOP_TWO", "DUP_TOP", "CACHE", "EXTENDED_ARG", "NOP"):
             i -= 1
             continue
         if instruction.opname not in _LOADS:
@@ -178,12 +178,33 @@ def _read(frame: FrameType, listed: list, index: int, instruction: dis.Instructi
     return False, None, ""
 
 
+def _store_operands(listed: list, index: int, count: int, load_op: str, name: Any):
+    """The loads that put a store's target (object, or container and key) on the stack.
+
+    ``x.n = v`` loads the object right before the store; ``x.n += 1`` loads it
+    before the matching ``LOAD_ATTR n`` (or ``BINARY_SUBSCR``) and shuffles
+    the stack since, so the read is found by walking back on the same line.
+    """
+    direct = _operands(listed, index, count)
+    if direct:
+        return direct
+    line = listed[index].positions.lineno if hasattr(listed[index], "positions") else None
+    i = index - 1
+    while i >= 0:
+        instruction = listed[i]
+        if line is not None and getattr(instruction.positions, "lineno", line) not in (line, None):
+            break
+        if instruction.opname == load_op and (name is None or instruction.argval == name):
+            return _operands(listed, i, count)
+        i -= 1
+    return None
+
+
 def _write_target(frame: FrameType, listed: list, index: int, instruction: dis.Instruction):
     op = instruction.opname
     name = instruction.argval
     if op == "STORE_ATTR":
-        # The object is loaded just before the store (after the value is computed).
-        operands = _operands(listed, index, 1)
+        operands = _store_operands(listed, index, 1, "LOAD_ATTR", name)
         if not operands:
             return None
         ok, obj = _name_value(frame, operands[0])
@@ -191,7 +212,7 @@ def _write_target(frame: FrameType, listed: list, index: int, instruction: dis.I
             return None
         return (lambda: _attribute(obj, name)), f"{operands[0].argval}.{name}"
     if op == "STORE_SUBSCR":
-        operands = _operands(listed, index, 2)
+        operands = _store_operands(listed, index, 2, "BINARY_SUBSCR", None)
         if not operands:
             return None
         ok1, container = _name_value(frame, operands[0])
@@ -309,7 +330,7 @@ def _is_stop(frame: FrameType) -> bool:
     # The frames that call a thread's callable: the API is what they called.
     if code.co_filename == threading.__file__ and code.co_name in ("run", "_bootstrap_inner"):
         return True
-    return code.co_filename == _engine.__file__ and code.co_name in ("target", "_thread_main")
+    return code.co_filename == _engine.__file__ and code.co_name in ("_root_main", "_thread_main")
 
 
 def blocking_call(frame: FrameType | None) -> str | None:

@@ -1,0 +1,189 @@
+"""Benchmark of the controlled scheduler (not a test: it prints tables).
+
+    python benchmarks/bench_scheduler.py            # everything (a few minutes)
+    python benchmarks/bench_scheduler.py --quick    # fewer seeds and examples
+
+1. Throughput: schedules explored per second through Hypothesis, for
+   2 threads x 3 increments (target: >= 1,000/s).
+2. The bug corpus (tests/scheduler_corpus): for each classic bug, found or
+   not within 200 examples, examples and seconds to find it (median over
+   several Hypothesis seeds), next to plain-thread stress given one second,
+   with the default switch interval and with sys.setswitchinterval(1e-6); and
+   whether the fixed twin passes 500 examples (no false positive).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import scheduler_corpus  # noqa: E402
+from hypothesis import Phase, given, seed, settings  # noqa: E402
+
+from pytest_concurrency import schedules  # noqa: E402
+from pytest_concurrency.scheduler import uninstall  # noqa: E402
+
+
+def explore(scenario, max_examples: int, run_seed: int | None) -> tuple[int | None, float]:
+    """Examples until scenario fails (None if it never did) and the seconds it took."""
+    count = 0
+
+    @settings(
+        max_examples=max_examples,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        derandomize=run_seed is None,
+    )
+    @given(schedules())
+    def search(schedule):
+        nonlocal count
+        count += 1
+        scenario(schedule)
+
+    test = search if run_seed is None else seed(run_seed)(search)
+    started = time.perf_counter()
+    try:
+        test()
+    except BaseException:  # noqa: BLE001 - any failure is the bug showing
+        return count, time.perf_counter() - started
+    finally:
+        uninstall()
+    return None, time.perf_counter() - started
+
+
+class PlainThreads:
+    """schedule.run's contract with real threads, for the stress comparison."""
+
+    def __init__(self, patience: float = 0.5) -> None:
+        self.patience = patience
+
+    def run(self, *callables):
+        results: list[object] = [None] * len(callables)
+        errors: list[BaseException] = []
+
+        def runner(i, fn):
+            def go():
+                try:
+                    results[i] = fn()
+                except BaseException as error:  # noqa: BLE001
+                    errors.append(error)
+
+            return go
+
+        threads = [threading.Thread(target=runner(i, fn), daemon=True) for i, fn in enumerate(callables)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(self.patience)
+            if thread.is_alive():
+                raise TimeoutError("a thread hung: deadlock")
+        if errors:
+            raise errors[0]
+        return results
+
+
+def stress(scenario, budget: float, switch_interval: float | None) -> tuple[bool, int]:
+    """Run scenario with plain threads for `budget` seconds; (found, runs)."""
+    old = sys.getswitchinterval()
+    if switch_interval is not None:
+        sys.setswitchinterval(switch_interval)
+    runs = 0
+    try:
+        deadline = time.perf_counter() + budget
+        while time.perf_counter() < deadline:
+            runs += 1
+            try:
+                scenario(PlainThreads())
+            except BaseException:  # noqa: BLE001
+                return True, runs
+        return False, runs
+    finally:
+        sys.setswitchinterval(old)
+
+
+def throughput(examples: int) -> float:
+    class Counter:
+        def __init__(self):
+            self.n = 0
+
+        def incr(self):
+            for _ in range(3):
+                self.n += 1
+
+    @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate])
+    @given(schedules())
+    def search(schedule):
+        counter = Counter()
+        schedule.run(counter.incr, counter.incr)
+
+    search()  # warm up
+    started = time.perf_counter()
+    search()
+    elapsed = time.perf_counter() - started
+    uninstall()
+    return examples / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer seeds and examples")
+    parser.add_argument("--seeds", type=int, default=None, help="Hypothesis seeds per bug")
+    parser.add_argument("--only", nargs="*", help="corpus entries to run")
+    options = parser.parse_args()
+    seeds = options.seeds or (3 if options.quick else 7)
+    twin_examples = 200 if options.quick else 500
+    stress_budget = 0.3 if options.quick else 1.0
+
+    print(f"Python {sys.version.split()[0]}")
+    rate = throughput(500 if options.quick else 2000)
+    print(f"throughput: {rate:,.0f} schedules/s (2 threads x 3 increments, through Hypothesis)\n")
+
+    header = (
+        f"{'bug':<24} {'found':>6} {'examples':>9} {'seconds':>8}   "
+        f"{'stress 1s':>10} {'stress 1e-6':>12}   {'twin':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    all_examples: list[float] = []
+    all_seconds: list[float] = []
+    found_all = twins_ok = 0
+    names = options.only or scheduler_corpus.NAMES
+    for name in names:
+        module = scheduler_corpus.load(name)
+        results = [explore(module.buggy, 200, 1000 + i) for i in range(seeds)]
+        found = [r for r in results if r[0] is not None]
+        examples = statistics.median(r[0] for r in found) if found else float("nan")
+        seconds = statistics.median(r[1] for r in found) if found else float("nan")
+        if len(found) == seeds:
+            found_all += 1
+        all_examples.extend(r[0] for r in found)
+        all_seconds.extend(r[1] for r in found)
+        plain, _ = stress(module.buggy, stress_budget, None)
+        tiny, _ = stress(module.buggy, stress_budget, 1e-6)
+        twin_failed, _ = explore(module.fixed, twin_examples, None)
+        twin = f"{twin_examples} ok" if twin_failed is None else f"FAILS@{twin_failed}"
+        twins_ok += twin_failed is None
+        worst = max((r[0] for r in found), default=0)
+        print(
+            f"{name:<24} {len(found):>3}/{seeds:<2} {examples:>9.0f} {seconds:>8.3f}   "
+            f"{'found' if plain else '-':>10} {'found' if tiny else '-':>12}   {twin:>10}"
+            f"   (worst {worst})"
+        )
+    print("-" * len(header))
+    print(
+        f"found by every seed: {found_all}/{len(names)}; median examples "
+        f"{statistics.median(all_examples):.0f}, max {max(all_examples):.0f}; median seconds "
+        f"{statistics.median(all_seconds):.3f}; twins passing: {twins_ok}/{len(names)}"
+    )
+
+
+if __name__ == "__main__":
+    main()
