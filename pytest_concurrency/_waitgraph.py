@@ -108,8 +108,9 @@ class OrderEdge:
     second_site: Site | None
 
 
-# ident -> locks held, in order of acquisition.  Each thread mutates its own list.
-_held: dict[int, list[Held]] = {}
+# ident -> (lock, site) pairs held, in order of acquisition.  Each thread
+# mutates its own list; plain tuples, since this is on every acquire.
+_held: dict[int, list[tuple[Any, Site | None]]] = {}
 # ident -> the blocked call it is in.
 _waits: dict[int, Wait] = {}
 # ident -> the report: set by the detector, read by the thread between slices.
@@ -121,7 +122,10 @@ _inversions: list[tuple[OrderEdge, list[OrderEdge]]] = []
 
 
 def held_by_thread() -> dict[int, list[Held]]:
-    return {ident: list(held) for ident, held in list(_held.items()) if held}
+    return {
+        ident: [Held(lock, site) for lock, site in list(held)]
+        for ident, held in list(_held.items()) if held
+    }
 
 
 def waits() -> dict[int, Wait]:
@@ -188,16 +192,15 @@ def _blocking_acquire(raw: Any, timeout: float | None, kind: str, target: Any) -
         _waits.pop(me, None)
 
 
-def _record_order(held: list[Held], lock: Any, site: Site | None) -> None:
+def _record_order(held: list[tuple[Any, Site | None]], lock: Any, site: Site | None) -> None:
     serial = lock._serial
-    for entry in held:
-        first = entry.lock
+    for first, first_site in held:
         if first is lock:
             continue
         key = (first._serial, serial)
         if key in _order:
             continue
-        edge = OrderEdge(first, lock, threading.current_thread().name, entry.site, site)
+        edge = OrderEdge(first, lock, threading.current_thread().name, first_site, site)
         with _order_lock:
             if key in _order:
                 continue
@@ -240,20 +243,28 @@ def reset_order() -> None:
 def _took(lock: Any, blocking: bool, frame: FrameType | None) -> None:
     me = _get_ident()
     lock._owner = me
+    # The caller's site; only plumbing (Condition, Queue, ...) makes us walk further.
+    if frame is not None and frame.f_code.co_filename in _PLUMBING:
+        site = _caller_site(frame)
+    else:
+        site = None if frame is None else (frame.f_code, frame.f_lineno)
     held = _held.get(me)
     if held is None:
-        held = _held[me] = []
-    site = _caller_site(frame)
+        _held[me] = [(lock, site)]
+        return
     if held and blocking:
         _record_order(held, lock, site)
-    held.append(Held(lock, site))
+    held.append((lock, site))
 
 
 def _dropped(lock: Any, owner: int | None) -> None:
     held = _held.get(owner) if owner is not None else None
     if held:
-        for index in range(len(held) - 1, -1, -1):
-            if held[index].lock is lock:
+        if held[-1][0] is lock:
+            held.pop()
+            return
+        for index in range(len(held) - 2, -1, -1):
+            if held[index][0] is lock:
                 del held[index]
                 break
 
@@ -309,7 +320,7 @@ class InstrumentedLock:
 
     def release(self) -> None:
         owner = self._owner
-        if owner is not None and owner != _get_ident() and _get_ident() in _unwound:
+        if _unwound and owner is not None and owner != _get_ident() and _get_ident() in _unwound:
             return  # an unwound thread leaving a `with` whose lock it never got back
         try:
             self._raw.release()
@@ -325,7 +336,18 @@ class InstrumentedLock:
 
     def __enter__(self) -> bool:
         if self._raw.acquire(False):
-            _took(self, True, _getframe(1))
+            me = self._owner = _get_ident()
+            frame = _getframe(1)
+            held = _held.get(me)
+            if not held and frame.f_code.co_filename not in _PLUMBING:
+                # The common case, inlined: a `with` in user code holding nothing else.
+                entry = (self, (frame.f_code, frame.f_lineno))
+                if held is None:
+                    _held[me] = [entry]
+                else:
+                    held.append(entry)
+                return True
+            _took(self, True, frame)
             return True
         _blocking_acquire(self._raw, None, "acquire", self)
         _took(self, True, _getframe(1))

@@ -143,11 +143,12 @@ def _pending_greenlets() -> list[Any]:
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
     session = item.config.stash[_session_key]
+    strict = is_strict(item)
     test = TestHygiene(
-        strict=is_strict(item),
+        strict=strict,
         threads_before=set(threading.enumerate()),
-        processes=ProcessGuard().start(),
-        greenlets_before=_greenlet_ids(),
+        processes=ProcessGuard(),
+        greenlets_before=None,
     )
     item.stash[_hygiene_key] = test
     session.current = test
@@ -169,7 +170,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator:
     # What the test starts counts from here: fixtures of a wider scope may start
     # threads and servers during setup that live on after this test on purpose.
     test = item.stash.get(_hygiene_key, None)
-    if test is not None:
+    if test is not None and test.strict:
         test.threads_before = set(threading.enumerate())
         test.processes.start()
         test.greenlets_before = _greenlet_ids()
