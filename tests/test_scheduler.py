@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import queue
 import socket
+import sys
 import threading
 import time
+from time import sleep as SLEEP_IMPORTED_AT_IMPORT_TIME  # noqa: N812  (a test of exactly this)
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -188,7 +190,7 @@ def test_an_abba_deadlock_is_found_and_explained():
     message = messages[-1]
     assert "cycle: T1" in message
     assert "holds Lock" in message and "waits in Lock.acquire()" in message
-    assert "test_scheduler.py" in message and "with second:" in message
+    assert "test_scheduler.py" in message and "with first, second:" in message
 
 
 def test_every_thread_blocked_is_a_deadlock_at_once(patched):
@@ -388,3 +390,92 @@ def test_objects_made_in_the_test_body_are_controlled(schedule):
     counter = LockedCounter()
     schedule.run(counter.incr, counter.incr)
     assert counter.n == 2
+
+
+# ------------------------------------------------------------ determinism
+
+
+def fresh_counter_class() -> type:
+    """A class whose code objects have never run: the first-execution trap."""
+    namespace: dict = {}
+    exec(
+        compile(
+            "class Counter:\n"
+            "    def __init__(self):\n"
+            "        self.n = 0\n"
+            "    def incr(self):\n"
+            "        for _ in range(3):\n"
+            "            self.n += 1\n",
+            "<fresh counter>",
+            "exec",
+        ),
+        namespace,
+    )
+    return namespace["Counter"]
+
+
+@pytest.mark.parametrize("at_steps", [[], [(4, 0)], [(2, 0), (9, 0), (17, 0)]])
+def test_a_first_execution_gives_the_same_steps_as_later_ones(patched, at_steps):
+    # sys.settrace on 3.12+ gives no opcode events on a function's first run,
+    # which would make a replay differ from the run it replays.
+    traces = []
+    results = []
+    for _ in range(3):
+        counter = fresh_counter_class()()
+        schedule = Schedule(at_steps)
+        schedule.run(counter.incr, counter.incr)
+        traces.append(schedule.story)
+        results.append(counter.n)
+    assert traces[0] == traces[1] == traces[2]
+    assert len(set(results)) == 1
+
+
+def test_the_same_schedule_gives_the_same_interleaving_under_load(patched):
+    # Real threads compete for the CPU meanwhile: the interleaving must not care.
+    stop = threading.Event()
+
+    def burn():
+        while not stop.is_set():
+            sum(range(1000))
+
+    burners = [threading.Thread(target=burn) for _ in range(2)]
+    for burner in burners:
+        burner.start()
+    try:
+        stories = set()
+        for _ in range(10):
+            counter = LockedCounter()
+            schedule = Schedule(at_steps=[(3, 0)], after_switch=[(2, 1)], at_syncs=[(2, 0)])
+            schedule.run(counter.incr, counter.incr, counter.incr)
+            stories.add(schedule.story)
+    finally:
+        stop.set()
+        for burner in burners:
+            burner.join()
+    assert len(stories) == 1
+
+
+# ------------------------------------------------------ uncontrolled blocking
+
+
+def test_a_thread_stuck_outside_the_schedulers_control_is_reported_not_hung():
+    import _thread
+
+    from pytest_concurrency.scheduler import Scheduler, UncontrolledBlockingError
+
+    held = _thread.allocate_lock()  # the interpreter's own lock: the scheduler can't see it
+    held.acquire()
+    scheduler = Scheduler(stall_timeout=1.0)
+    started = time.perf_counter()
+    try:
+        with pytest.raises(UncontrolledBlockingError, match=r"stuck for 1 s at test_scheduler.py:\d+"):
+            scheduler.run([lambda: held.acquire()])
+    finally:
+        held.release()
+    assert time.perf_counter() - started < 30
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="time.sleep is audited from 3.13")
+def test_sleep_imported_before_the_test_is_a_clear_error(patched):
+    with pytest.raises(RuntimeError, match="from time import sleep"):
+        Schedule().run(lambda: SLEEP_IMPORTED_AT_IMPORT_TIME(0.001))

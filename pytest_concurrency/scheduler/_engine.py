@@ -338,10 +338,10 @@ class Scheduler:
 
     def _stall(self) -> None:
         stuck = self.current
-        where = "somewhere outside Python code"
+        where = "the very call of its callable" if stuck is not None else "an unknown place"
         if stuck is not None and stuck.ident is not None:
             frame = sys._current_frames().get(stuck.ident)
-            if frame is not None:
+            if frame is not None and any(True for _ in user_frames(frame)):
                 where = describe_user_frame(frame)
         name = stuck.name if stuck is not None else "?"
         self.failure = UncontrolledBlockingError(

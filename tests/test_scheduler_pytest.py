@@ -1,0 +1,181 @@
+"""schedules() seen from pytest: what a student sees, replay, determinism, patch scope."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+LOST_UPDATE = """
+    import threading
+    from hypothesis import given, settings
+    from pytest_concurrency import schedules
+
+    class Counter:
+        def __init__(self):
+            self.n = 0
+
+        def incr(self):
+            self.n += 1
+
+    @settings(derandomize=True, database=None)
+    @given(schedules())
+    def test_counter(schedule):
+        counter = Counter()
+        schedule.run(counter.incr, counter.incr)
+        assert counter.n == 2
+"""
+
+
+def interleaving(output: str) -> str:
+    """The interleaving block Hypothesis printed under the falsifying example."""
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if "Interleaving (" in line]
+    assert starts, output
+    block = [lines[starts[-1]]]
+    for line in lines[starts[-1] + 1 :]:
+        if not re.match(r"E {5,}\S", line):
+            break
+        block.append(line)
+    return "\n".join(block)
+
+
+def test_the_falsifying_example_comes_with_the_interleaving(pytester: pytest.Pytester):
+    pytester.makepyfile(test_counter=LOST_UPDATE)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "schedule=Schedule(" in output
+    story = interleaving(output)
+    # One line per step, with the thread, file:line and the source line...
+    assert re.search(r"T1 \(Counter.incr\)\s+test_counter.py:\d+\s+self.n \+= 1", story), story
+    assert "is preempted; T2 (Counter.incr) runs" in story
+    # ...and for the lost update, what each thread read and wrote.
+    assert story.count("read self.n = 0") == 2, story
+    assert story.count("wrote self.n = 1") == 2, story
+    # Shrunk to the fewest preemptions: one.
+    assert "1 preemption(s)" in story
+    assert "Flaky" not in output
+
+
+def test_the_same_test_tells_the_same_story_on_every_run(pytester: pytest.Pytester):
+    pytester.makepyfile(test_counter=LOST_UPDATE)
+    stories = set()
+    for _ in range(2):
+        result = pytester.runpytest("-p", "no:cacheprovider")
+        result.assert_outcomes(failed=1)
+        stories.add(interleaving(result.stdout.str()))
+    assert len(stories) == 1
+
+
+def test_an_explicit_example_replays_the_interleaving(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        test_counter=LOST_UPDATE.replace(
+            "from hypothesis import given, settings",
+            "from hypothesis import example, given, settings, Phase\n"
+            "    from pytest_concurrency.schedules import Schedule",
+        ).replace(
+            "@settings(derandomize=True, database=None)",
+            "@settings(database=None, phases=[Phase.explicit])\n"
+            "    @example(schedule=Schedule(at_steps=[(4, 0)]))",
+        )
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    assert "1 preemption(s)" in interleaving(result.stdout.str())
+
+
+def test_the_database_replays_the_failure_in_a_new_process(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        test_counter=LOST_UPDATE.replace("@settings(derandomize=True, database=None)", "")
+    )
+    first = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    first.assert_outcomes(failed=1)
+    second = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    second.assert_outcomes(failed=1)
+    assert interleaving(first.stdout.str()) == interleaving(second.stdout.str())
+    assert "Flaky" not in second.stdout.str()
+
+
+def test_a_deadlock_is_reported_with_the_cycle(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        test_abba="""
+        import threading
+        from hypothesis import given, settings
+        from pytest_concurrency import schedules
+
+        def transfer(first, second):
+            with first:
+                with second:
+                    pass
+
+        @settings(derandomize=True, database=None)
+        @given(schedules())
+        def test_transfers(schedule):
+            a, b = threading.Lock(), threading.Lock()
+            schedule.run(lambda: transfer(a, b), lambda: transfer(b, a))
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "DeadlockError: every live thread is blocked" in output
+    assert re.search(r"T1 \(<lambda>\) holds Lock#\d+ made at test_abba.py:\d+", output), output
+    assert "cycle: T1 (<lambda>) -> T2 (<lambda>) -> T1 (<lambda>)" in output
+    assert "with second:" in output
+
+
+def test_the_patches_live_only_during_a_schedules_test(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        test_scope="""
+        import threading, time
+        from hypothesis import given, settings
+        from pytest_concurrency import schedules
+        from pytest_concurrency.scheduler import _primitives
+
+        SEEN = {}
+
+        def patchable():
+            return (threading.Lock, threading.Condition, time.sleep, threading.Thread.start)
+
+        def test_before():
+            SEEN["before"] = patchable()
+            assert threading.Lock is not _primitives.Lock
+
+        @settings(max_examples=5, database=None)
+        @given(schedules())
+        def test_with_schedules(schedule):
+            assert threading.Lock is _primitives.Lock
+            lock = threading.Lock()
+            schedule.run(lock.acquire)
+
+        def test_after():
+            assert patchable() == SEEN["before"]
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+
+
+def test_slow_schedules_are_not_deadline_errors(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        test_slow="""
+        from hypothesis import given, settings
+        from pytest_concurrency import schedules
+
+        def busy():
+            total = 0
+            for i in range(20_000):
+                total += i
+            return total
+
+        @settings(max_examples=3, database=None)
+        @given(schedules())
+        def test_busy(schedule):
+            assert schedule.run(busy) == [sum(range(20_000))]
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
