@@ -1,0 +1,342 @@
+"""Graded tests of exercise 02: call_later and the Debouncer."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import pytest
+from hypothesis import given
+
+from pytest_concurrency import load_impl, schedules
+
+timers = load_impl("timers")
+
+# Generous: a correct implementation meets every rendezvous in milliseconds.
+PATIENCE = 10.0
+# Long enough that a timer which was not cancelled is plainly still there.
+LONG_WAIT = 60.0
+
+
+class Calls:
+    """A function that records each call: arguments, thread, time."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple, dict]] = []
+        self.threads: list[threading.Thread] = []
+        self.times: list[float] = []
+        self._changed = threading.Condition()
+
+    def __call__(self, *args, **kwargs) -> None:
+        with self._changed:
+            self.calls.append((args, kwargs))
+            self.threads.append(threading.current_thread())
+            self.times.append(time.monotonic())
+            self._changed.notify_all()
+
+    @property
+    def args(self) -> list[tuple]:
+        return [args for args, _ in self.calls]
+
+    def wait_for(self, count: int, what: str) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self.calls) >= count, PATIENCE):
+                raise AssertionError(
+                    f"{what}: fn was called {len(self.calls)} times in {PATIENCE:g} s, "
+                    f"expected {count}"
+                )
+
+
+class NewThreads:
+    """The threads started since this object was made."""
+
+    def __init__(self) -> None:
+        self._before = set(threading.enumerate())
+
+    def alive(self) -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t not in self._before and t.is_alive()]
+
+    def join(self) -> None:
+        for thread in self.alive():
+            thread.join(PATIENCE)
+        stuck = [t.name for t in self.alive()]
+        assert not stuck, f"threads still alive {PATIENCE:g} s later: {stuck}"
+
+
+@pytest.fixture
+def debouncers():
+    """Debouncers made by a test; whatever is still pending at the end is cancelled."""
+    made: list = []
+    yield made
+    for debouncer in made:
+        with contextlib.suppress(Exception):  # the test has already failed
+            debouncer.cancel()
+
+
+# -- call_later -------------------------------------------------------------
+
+
+@pytest.mark.points(1)
+def test_call_later_negative_delay_is_a_value_error():
+    with pytest.raises(ValueError):
+        timers.call_later(-1, print)
+
+
+@pytest.mark.points(2)
+def test_call_later_returns_a_started_timer_that_cancel_stops():
+    fn = Calls()
+    timer = timers.call_later(LONG_WAIT, fn)
+    try:
+        assert isinstance(timer, threading.Timer), (
+            f"call_later must return the threading.Timer it made, got {type(timer).__name__}"
+        )
+        assert timer.is_alive(), "call_later must start the timer before returning it"
+    finally:
+        timer.cancel()
+    timer.join(PATIENCE)
+    assert not timer.is_alive(), "the timer did not end after cancel()"
+    assert not fn.calls, f"a cancelled timer called fn{fn.args[0]}"
+
+
+@pytest.mark.points(3)
+def test_call_later_calls_fn_with_its_arguments_in_the_timer_after_the_delay():
+    fn = Calls()
+    delay = 0.1
+    caller = threading.current_thread()
+    start = time.monotonic()
+    timer = timers.call_later(delay, fn, "tea", 2, sugar=False)
+    try:
+        assert not fn.calls or fn.threads[0] is not caller, (
+            "call_later called fn at once, in the caller: Timer(delay, fn(*args)) calls fn "
+            "before the timer even exists; pass fn and its arguments separately"
+        )
+        fn.wait_for(1, f"call_later({delay}, fn, ...)")
+    finally:
+        timer.cancel()
+    timer.join(PATIENCE)
+    assert fn.calls == [(("tea", 2), {"sugar": False})], (
+        f"fn must be called once as fn('tea', 2, sugar=False); calls were {fn.calls}"
+    )
+    assert fn.threads[0] is timer, f"fn ran in {fn.threads[0].name}, not in the timer thread"
+    waited = fn.times[0] - start
+    assert waited >= delay * 0.9, f"fn ran {waited:.3f} s after call_later({delay}, ...): too early"
+
+
+# -- Debouncer --------------------------------------------------------------
+
+
+@pytest.mark.points(1)
+def test_debouncer_negative_wait_is_a_value_error():
+    with pytest.raises(ValueError):
+        timers.Debouncer(-0.5, print)
+
+
+@pytest.mark.points(3)
+def test_one_call_runs_fn_once_after_the_wait_in_a_timer_thread(debouncers):
+    fn = Calls()
+    wait = 0.1
+    threads = NewThreads()
+    debounced = timers.Debouncer(wait, fn)
+    debouncers.append(debounced)
+    start = time.monotonic()
+    debounced("x", level=1)
+    fn.wait_for(1, f"one call of a Debouncer({wait}, fn)")
+    threads.join()  # every timer is over: no other call can come
+    assert fn.calls == [(("x",), {"level": 1})], (
+        f"one call d('x', level=1) must give exactly one fn('x', level=1); calls were {fn.calls}"
+    )
+    assert fn.threads[0] is not threading.current_thread(), (
+        "fn ran in the caller's thread: a call only schedules fn, a timer runs it"
+    )
+    waited = fn.times[0] - start
+    assert waited >= wait * 0.9, f"fn ran {waited:.3f} s after the call; wait was {wait} s"
+
+
+@pytest.mark.points(3)
+def test_a_burst_of_calls_gives_one_call_with_the_last_arguments(debouncers):
+    fn = Calls()
+    threads = NewThreads()
+    debounced = timers.Debouncer(LONG_WAIT, fn)
+    debouncers.append(debounced)
+    for word in ["h", "he", "hel", "hello"]:
+        debounced(word)
+    debounced.flush()
+    threads.join()
+    assert fn.args == [("hello",)], (
+        f"4 calls in a row, then flush(): fn must run once with the last arguments ('hello',); "
+        f"it ran with {fn.args}"
+    )
+
+
+@pytest.mark.points(2)
+def test_flush_runs_the_pending_call_now_in_the_caller(debouncers):
+    fn = Calls()
+    debounced = timers.Debouncer(LONG_WAIT, fn)
+    debouncers.append(debounced)
+    debounced(1, 2)
+    debounced.flush()
+    assert fn.args == [(1, 2)], (
+        f"flush() must run the pending call before it returns; calls so far: {fn.args}"
+    )
+    assert fn.threads[0] is threading.current_thread(), (
+        f"flush() must call fn itself, in the calling thread; fn ran in {fn.threads[0].name}"
+    )
+
+
+@pytest.mark.points(2)
+def test_flush_with_nothing_pending_does_nothing(debouncers):
+    fn = Calls()
+    debounced = timers.Debouncer(LONG_WAIT, fn)
+    debouncers.append(debounced)
+    debounced.flush()
+    assert fn.calls == [], f"flush() with no call pending called fn{fn.args[0]}"
+    debounced("once")
+    debounced.flush()
+    debounced.flush()
+    assert fn.args == [("once",)], (
+        f"one call, then flush() twice: fn must run once; it ran with {fn.args}"
+    )
+
+
+@pytest.mark.points(2)
+def test_cancel_drops_the_pending_call(debouncers):
+    fn = Calls()
+    threads = NewThreads()
+    debounced = timers.Debouncer(0.05, fn)
+    debouncers.append(debounced)
+    debounced("dropped")
+    debounced.cancel()
+    debounced.flush()
+    threads.join()
+    assert fn.calls == [], f"cancel() must drop the pending call, yet fn ran with {fn.args}"
+
+
+@pytest.mark.points(3)
+@pytest.mark.parametrize("ending", ["cancel", "flush"])
+def test_no_timer_thread_outlives_cancel_or_flush(ending, debouncers):
+    fn = Calls()
+    threads = NewThreads()
+    debounced = timers.Debouncer(LONG_WAIT, fn)
+    debouncers.append(debounced)
+    for i in range(3):
+        debounced(i)
+    getattr(debounced, ending)()
+    alive = [t.name for t in threads.alive()]
+    assert not alive, (
+        f"three calls, then {ending}(): when {ending}() returns, no timer may be left; "
+        f"still alive: {alive} (cancel every timer you started, then join it)"
+    )
+
+
+@pytest.mark.points(2)
+def test_a_debouncer_can_be_used_again_after_it_fired_or_was_cancelled(debouncers):
+    fn = Calls()
+    threads = NewThreads()
+    debounced = timers.Debouncer(0.01, fn)
+    debouncers.append(debounced)
+    debounced("first")
+    fn.wait_for(1, "the first call")
+    debounced("dropped")
+    debounced.cancel()
+    debounced("second")
+    fn.wait_for(2, "a call after the first one fired and another was cancelled")
+    threads.join()
+    assert fn.args == [("first",), ("second",)], (
+        f"fire, cancel, fire: fn must run with 'first' then 'second'; it ran with {fn.args}"
+    )
+
+
+@pytest.mark.points(3)
+def test_calls_from_many_threads_give_exactly_one_call(debouncers):
+    fn = Calls()
+    threads = NewThreads()
+    debounced = timers.Debouncer(LONG_WAIT, fn)
+    debouncers.append(debounced)
+    n = 8
+    start_together = threading.Barrier(n, timeout=PATIENCE)
+    errors: list[BaseException] = []
+
+    def caller(i: int) -> None:
+        try:
+            start_together.wait()
+            debounced(i)
+        except BaseException as error:
+            errors.append(error)
+
+    callers = [threading.Thread(target=caller, args=(i,), name=f"caller-{i}") for i in range(n)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join(PATIENCE)
+    assert not errors, f"calling the debouncer from {n} threads raised {errors[0]!r}"
+    debounced.flush()
+    threads.join()
+    assert len(fn.calls) == 1, (
+        f"{n} threads called the debouncer at once, then flush(): fn must run exactly once; "
+        f"it ran {len(fn.calls)} times, with {fn.args}"
+    )
+    assert fn.args[0][0] in range(n), f"fn ran with {fn.args[0]}, which no thread passed"
+
+
+# -- races, through the controlled scheduler (virtual time: no real waiting) --
+
+
+@pytest.mark.points(3)
+@given(schedules())
+def test_racing_callers_give_exactly_one_call_with_someones_last_arguments(schedule):
+    calls: list[tuple] = []  # list.append is atomic
+    debounced = timers.Debouncer(1.0, lambda *args: calls.append(args))
+
+    def typist(name: str) -> None:
+        for key in range(2):
+            debounced(name, key)
+
+    # Both callers type at virtual time 0; the timer fires 1 s later, after both.
+    schedule.run(lambda: typist("ann"), lambda: typist("bob"))
+    assert len(calls) == 1, (
+        f"two threads called the debouncer twice each, at the same time: fn must run exactly "
+        f"once; it ran {len(calls)} times: {calls} (a call and its timer must be replaced "
+        "under one lock)"
+    )
+    assert calls[0] in [("ann", 1), ("bob", 1)], (
+        f"fn ran with {calls[0]}, which is nobody's last call: the last call's arguments win"
+    )
+
+
+@pytest.mark.points(3)
+@given(schedules())
+def test_a_call_racing_with_the_timer_never_runs_fn_twice_with_the_same_arguments(schedule):
+    calls: list[tuple] = []
+    debounced = timers.Debouncer(1.0, lambda *args: calls.append(args))
+
+    def late_caller() -> None:
+        time.sleep(1.0)  # virtual: exactly when the first call's timer fires
+        debounced("late")
+
+    schedule.run(lambda: debounced("early"), late_caller)
+    assert calls in ([("late",)], [("early",), ("late",)]), (
+        f"a call made just as the timer fired gave the calls {calls}; expected either "
+        "[('late',)] (the call came first) or [('early',), ('late',)] (the timer came first). "
+        "The firing timer must check, under the lock, that no newer call replaced it"
+    )
+
+
+@pytest.mark.points(2)
+@given(schedules())
+def test_the_call_runs_exactly_wait_seconds_after_the_last_call(schedule):
+    fired_at: list[float] = []
+    debounced = timers.Debouncer(2.0, lambda: fired_at.append(time.monotonic()))
+
+    def typist() -> float:
+        start = time.monotonic()
+        debounced()
+        time.sleep(1.5)  # virtual time
+        debounced()  # the timer restarts: due 2 s from now
+        return start
+
+    (start,) = schedule.run(typist)
+    assert [round(t - start, 6) for t in fired_at] == [3.5], (
+        f"calls at t=0 and t=1.5 with wait=2: fn must run once, at t=3.5; "
+        f"it ran at t={[round(t - start, 3) for t in fired_at]}"
+    )

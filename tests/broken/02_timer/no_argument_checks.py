@@ -1,0 +1,56 @@
+"""Accepts a negative delay and a negative wait: the timer fires at once instead of failing."""
+
+import threading
+
+CAUGHT_BY = ['test_call_later_negative_delay_is_a_value_error', 'test_debouncer_negative_wait_is_a_value_error']
+
+
+def call_later(delay, fn, /, *args, **kwargs):
+    timer = threading.Timer(delay, fn, args, kwargs)
+    timer.start()
+    return timer
+
+
+class Debouncer:
+    def __init__(self, wait, fn):
+        self.wait, self.fn = wait, fn
+        self._lock = threading.Lock()
+        self._pending = None
+        self._generation = 0
+        self._timers = []
+
+    def __call__(self, *args, **kwargs):
+        with self._lock:
+            self._generation += 1
+            self._pending = (args, kwargs)
+            for old in self._timers:
+                old.cancel()
+            timer = threading.Timer(self.wait, self._fire, (self._generation,))
+            self._timers.append(timer)
+            timer.start()
+
+    def flush(self):
+        pending = self._drop()
+        if pending:
+            self.fn(*pending[0], **pending[1])
+
+    def cancel(self):
+        self._drop()
+
+    def _drop(self):
+        with self._lock:
+            self._generation += 1
+            pending, self._pending = self._pending, None
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
+            if timer is not threading.current_thread():
+                timer.join()
+        return pending
+
+    def _fire(self, generation):
+        with self._lock:
+            if generation != self._generation or self._pending is None:
+                return
+            (args, kwargs), self._pending = self._pending, None
+        self.fn(*args, **kwargs)
