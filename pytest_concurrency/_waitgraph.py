@@ -200,7 +200,11 @@ def _record_order(held: list[tuple[Any, Site | None]], lock: Any, site: Site | N
         key = (first._serial, serial)
         if key in _order:
             continue
-        edge = OrderEdge(first, lock, threading.current_thread().name, first_site, site)
+        # Not threading.current_thread(): in a thread that is starting it would
+        # create a _DummyThread, whose Event takes a lock, which comes back here.
+        thread = threading._active.get(_get_ident())  # type: ignore[attr-defined]
+        name = thread.name if thread is not None else f"thread {_get_ident()}"
+        edge = OrderEdge(first, lock, name, first_site, site)
         with _order_lock:
             if key in _order:
                 continue
@@ -320,16 +324,15 @@ class InstrumentedLock:
 
     def release(self) -> None:
         owner = self._owner
-        if _unwound and owner is not None and owner != _get_ident() and _get_ident() in _unwound:
+        if _unwound and _get_ident() in _unwound and (owner != _get_ident() or not self._raw.locked()):
             return  # an unwound thread leaving a `with` whose lock it never got back
-        try:
-            self._raw.release()
-        except RuntimeError:
-            if _get_ident() in _unwound:
-                return
-            raise
+        if not self._raw.locked():
+            raise RuntimeError("release unlocked lock")
+        # Forget the owner before the real release: right after it, another
+        # thread may take the lock and record itself as the owner.
         self._owner = None
         _dropped(self, owner)
+        self._raw.release()
 
     def locked(self) -> bool:
         return self._raw.locked()
@@ -354,7 +357,17 @@ class InstrumentedLock:
         return True
 
     def __exit__(self, *exc_info: object) -> None:
-        self.release()
+        owner = self._owner
+        if _unwound or not self._raw.locked():
+            self.release()
+            return
+        self._owner = None  # before the real release, as in release()
+        held = _held.get(owner) if owner is not None else None
+        if held and held[-1][0] is self:
+            held.pop()
+        elif held:
+            _dropped(self, owner)
+        self._raw.release()
 
     def _at_fork_reinit(self) -> None:
         self._raw = _allocate_lock()
@@ -650,6 +663,12 @@ def replaced_by_someone_else() -> list[str]:
 def forget_thread(ident: int) -> None:
     _held.pop(ident, None)
     _waits.pop(ident, None)
+
+
+def forget_dead_threads(alive: set[int | None]) -> None:
+    """Drop what ended threads left (their idents may be reused by new threads)."""
+    for ident in [i for i in list(_held) if i not in alive]:
+        _held.pop(ident, None)
 
 
 Callback = Callable[[str], None]

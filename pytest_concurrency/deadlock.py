@@ -416,6 +416,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         wg.forget_unwound([test.thread.ident or 0])
         alive = {t.ident for t in threading.enumerate()}
         wg.forget_unwound([i for i in wg.unwound_idents() if i not in alive])
+        wg.forget_dead_threads(alive)
 
 
 def _phase(item: pytest.Item, when: str) -> Generator:
