@@ -25,6 +25,7 @@ import os
 import sys
 import types
 import weakref
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,7 +36,7 @@ from .scheduler import _engine, _patching
 from .scheduler._engine import Decisions, Scheduler
 from .scheduler._report import format_story
 
-__all__ = ["Schedule", "schedules"]
+__all__ = ["Exploration", "Schedule", "explore_all", "schedules"]
 
 
 class Schedule:
@@ -76,6 +77,7 @@ class Schedule:
             raise ValueError(f"Schedule(max_steps=...) must be an integer >= 1, got {max_steps!r}")
         self.max_steps = max_steps
         self._last: Scheduler | None = None
+        self._record_opportunities = False
 
     def __repr__(self) -> str:
         parts = []
@@ -122,6 +124,7 @@ class Schedule:
             Decisions(self.at_steps, self.after_switch, self.at_syncs),
             max_steps=self.max_steps,
             detailed=detailed,
+            record_opportunities=self._record_opportunities,
         )
         self._last = scheduler
         try:
@@ -185,6 +188,111 @@ def _note(text: str) -> None:
     from hypothesis import note
 
     note(text)
+
+
+# ------------------------------------------------------- exhaustive search
+
+
+class Exploration:
+    """What :func:`explore_all` did: how many schedules, and whether that was all of them."""
+
+    def __init__(self, schedules: int, max_preemptions: int, exhausted: bool) -> None:
+        self.schedules = schedules
+        self.max_preemptions = max_preemptions
+        self.exhausted = exhausted
+
+    def __repr__(self) -> str:
+        return (
+            f"Exploration(schedules={self.schedules}, max_preemptions={self.max_preemptions}, "
+            f"exhausted={self.exhausted})"
+        )
+
+    def __str__(self) -> str:
+        if self.exhausted:
+            return (
+                f"explored all {self.schedules:,} schedules with at most "
+                f"{self.max_preemptions} preemption(s): the space is exhausted"
+            )
+        return (
+            f"explored {self.schedules:,} schedules with at most {self.max_preemptions} "
+            "preemption(s) and stopped at the limit: the space is NOT exhausted"
+        )
+
+
+def explore_all(
+    scenario: Callable[[Schedule], object],
+    *,
+    max_preemptions: int = 2,
+    max_schedules: int = 20_000,
+) -> Exploration:
+    """Run ``scenario(schedule)`` for every schedule with at most ``max_preemptions``.
+
+    Bounded exhaustive search, for small scenarios: each distinct
+    interleaving with that many preemptions (at steps where another thread
+    could run) is tried exactly once, in a fixed order.  The first failure is
+    raised, with the schedule and its interleaving in notes; otherwise the
+    returned :class:`Exploration` says how many schedules there were and
+    whether the space was exhausted (``max_schedules`` caps the search).
+    ``scenario`` should call ``schedule.run`` once.
+
+    >>> def scenario(schedule):
+    ...     box = []
+    ...     schedule.run(lambda: box.append(1), lambda: box.append(2))
+    ...     assert sorted(box) == [1, 2]
+    >>> explore_all(scenario, max_preemptions=1).exhausted
+    True
+    """
+    if not callable(scenario):
+        raise TypeError(f"explore_all() takes a callable scenario(schedule), got {scenario!r}")
+    if not isinstance(max_preemptions, int) or isinstance(max_preemptions, bool) or max_preemptions < 0:
+        raise ValueError(f"explore_all(max_preemptions=...) must be an integer >= 0, got {max_preemptions!r}")
+    installed_here = _patching.ensure_installed()
+    count = 0
+    exhausted = True
+    try:
+        # Breadth-first over preemption points: every schedule with 0
+        # preemptions, then 1, then 2..., so the first failure has the fewest.
+        # A prefix of preemptions fixes the run up to its last one (runs are
+        # deterministic), so the opportunities after it, seen in the prefix's
+        # own run, are exactly the next choices.
+        queue: deque[tuple[tuple[int, int], ...]] = deque([()])
+        while queue:
+            prefix = queue.popleft()
+            if count >= max_schedules:
+                exhausted = False
+                break
+            schedule = Schedule(prefix)
+            schedule._record_opportunities = True
+            count += 1
+            try:
+                scenario(schedule)
+            except Exception as error:
+                from .scheduler._engine import add_note
+
+                add_note(
+                    error,
+                    f"explore_all: failed at schedule {count} ({schedule!r}, "
+                    f"{len(prefix)} preemption(s))",
+                )
+                if schedule._last is not None and not isinstance(
+                    error, (DeadlockError, LivelockError)
+                ):
+                    add_note(error, format_story(schedule._last))
+                raise
+            if len(prefix) >= max_preemptions or schedule._last is None:
+                continue
+            after = prefix[-1][0] if prefix else -1
+            children = (
+                (*prefix, (step, choice))
+                for step, alternatives in schedule._last.opportunities
+                if step > after
+                for choice in range(alternatives)
+            )
+            queue.extend(children)
+    finally:
+        if installed_here and not _installed_for_this_test:
+            _patching.uninstall()
+    return Exploration(count, max_preemptions, exhausted)
 
 
 # ------------------------------------------------------------- the strategy

@@ -479,3 +479,50 @@ def test_a_thread_stuck_outside_the_schedulers_control_is_reported_not_hung():
 def test_sleep_imported_before_the_test_is_a_clear_error(patched):
     with pytest.raises(RuntimeError, match="from time import sleep"):
         Schedule().run(lambda: SLEEP_IMPORTED_AT_IMPORT_TIME(0.001))
+
+
+# ------------------------------------------------------- exhaustive search
+
+
+def test_explore_all_finds_the_lost_update_with_the_fewest_preemptions():
+    from pytest_concurrency.schedules import explore_all
+
+    with pytest.raises(AssertionError) as caught:
+        explore_all(lost_update, max_preemptions=2)
+    notes = "\n".join(caught.value.__notes__)
+    assert "1 preemption(s)" in notes and "Interleaving" in notes
+
+
+def test_explore_all_exhausts_the_space_of_a_correct_scenario_the_same_way_every_time():
+    from pytest_concurrency.schedules import explore_all
+
+    def scenario(schedule):
+        counter = LockedCounter()
+        schedule.run(counter.incr, counter.incr)
+        assert counter.n == 2
+
+    first = explore_all(scenario, max_preemptions=2)
+    second = explore_all(scenario, max_preemptions=2)
+    assert first.exhausted and first.schedules == second.schedules > 50
+    assert str(first).startswith(f"explored all {first.schedules:,} schedules with at most 2")
+
+
+def test_explore_all_says_when_it_stopped_before_the_end():
+    from pytest_concurrency.schedules import explore_all
+
+    def scenario(schedule):
+        counter = LockedCounter()
+        schedule.run(counter.incr, counter.incr)
+
+    result = explore_all(scenario, max_preemptions=2, max_schedules=10)
+    assert (result.schedules, result.exhausted) == (10, False)
+    assert "NOT exhausted" in str(result)
+
+
+def test_explore_all_rejects_bad_arguments():
+    from pytest_concurrency.schedules import explore_all
+
+    with pytest.raises(TypeError, match="callable scenario"):
+        explore_all(42)
+    with pytest.raises(ValueError, match="max_preemptions"):
+        explore_all(lost_update, max_preemptions=-1)

@@ -154,8 +154,13 @@ class Scheduler:
         spin_limit: int = DEFAULT_SPIN_LIMIT,
         stall_timeout: float = DEFAULT_STALL_TIMEOUT,
         detailed: bool = False,
+        record_opportunities: bool = False,
     ) -> None:
         self.decisions = decisions or Decisions()
+        # Exhaustive exploration: every step at which a preemption would switch,
+        # with the number of threads it could switch to.
+        self.record_opportunities = record_opportunities
+        self.opportunities: list[tuple[int, int]] = []
         self.max_steps = max_steps
         self.fair_slice = fair_slice
         self.spin_limit = spin_limit
@@ -366,6 +371,8 @@ class Scheduler:
 
     def _first_thread(self, first: ThreadRecord) -> ThreadRecord:
         # A preemption at step 0 chooses who starts.
+        if self.record_opportunities and len(self.threads) > 1:
+            self.opportunities.append((0, len(self.threads) - 1))
         if self._at_steps and self._at_steps[0][0] == 0:
             choice = self._at_steps[0][1]
             self._at_steps_next = 1
@@ -401,6 +408,8 @@ class Scheduler:
         self.trace.append((record.index, code, offset, None))  # type: ignore[union-attr]
         if self.detailed and frame is not None:
             self._record_detail(record, code, offset, frame)  # type: ignore[arg-type]
+        if self.record_opportunities:
+            self._note_opportunity(record, step)  # type: ignore[arg-type]
         if step >= self._next_event:
             self._decide(record, step)  # type: ignore[arg-type]
 
@@ -412,6 +421,8 @@ class Scheduler:
             return
         step = self.step = self.step + 1
         self.trace.append((record.index, None, operation, None))
+        if self.record_opportunities:
+            self._note_opportunity(record, step)
         sync = self.syncs = self.syncs + 1
         at_syncs = self._at_syncs
         if self._at_syncs_next < len(at_syncs) and at_syncs[self._at_syncs_next][0] == sync:
@@ -422,6 +433,11 @@ class Scheduler:
                 return
         if step >= self._next_event:
             self._decide(record, step)
+
+    def _note_opportunity(self, record: ThreadRecord, step: int) -> None:
+        others = sum(1 for t in self.threads if t.state is RUNNABLE and t is not record)
+        if others and not self.aborting:
+            self.opportunities.append((step, others))
 
     def _preempt(self, record: ThreadRecord, choice: int) -> bool:
         others = [t for t in self.threads if t.state is RUNNABLE and t is not record]
