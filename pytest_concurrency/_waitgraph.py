@@ -313,10 +313,11 @@ class InstrumentedLock:
         self.created = _caller_site(_getframe(1))
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if timeout != -1:
+            _check_timeout(blocking, timeout)
         if self._raw.acquire(False):
             _took(self, blocking, _getframe(1))
             return True
-        _check_timeout(blocking, timeout)
         if not blocking or not _blocking_acquire(self._raw, timeout, "acquire", self):
             return False
         _took(self, True, _getframe(1))
@@ -395,6 +396,8 @@ class InstrumentedRLock:
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         me = _get_ident()
+        if timeout != -1:
+            _check_timeout(blocking, timeout)
         if self._owner == me:
             self._count += 1
             return True
@@ -402,7 +405,6 @@ class InstrumentedRLock:
             self._count = 1
             _took(self, blocking, _getframe(1))
             return True
-        _check_timeout(blocking, timeout)
         if not blocking or not _blocking_acquire(self._raw, timeout, "acquire", self):
             return False
         self._count = 1

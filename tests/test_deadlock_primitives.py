@@ -1,0 +1,109 @@
+"""The watched primitives behave as threading's own (in-process: these tests run watched)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import pytest
+
+from pytest_concurrency import _waitgraph as wg
+
+PATIENCE = 10.0
+
+
+@pytest.fixture
+def watched():
+    wg.install()
+    try:
+        yield
+    finally:
+        wg.uninstall()
+
+
+def test_install_and_uninstall_put_back_exactly_what_they_found() -> None:
+    found = (threading.Lock, threading.RLock, threading.Condition, threading.Thread.join)
+
+    def stand_in() -> None:
+        """Another part (the controlled scheduler) patched first."""
+
+    threading.Lock = stand_in  # type: ignore[misc, assignment]
+    try:
+        wg.install()
+        assert threading.Lock is wg.InstrumentedLock
+        wg.uninstall()
+        assert threading.Lock is stand_in
+    finally:
+        threading.Lock = found[0]  # type: ignore[misc]
+    assert (threading.Lock, threading.RLock, threading.Condition, threading.Thread.join) == found
+
+
+def test_lock_errors_are_threadings_errors(watched) -> None:
+    lock = threading.Lock()
+    with pytest.raises(RuntimeError):
+        lock.release()
+    with pytest.raises(ValueError):
+        lock.acquire(False, 1)
+    assert lock.acquire()
+    assert not lock.acquire(timeout=0.01)
+    assert lock.locked()
+    lock.release()
+    assert not lock.locked()
+
+
+def test_rlock_is_reentrant_and_owned(watched) -> None:
+    rlock = threading.RLock()
+    with rlock, rlock:
+        other = threading.Thread(target=lambda: results.append(rlock.acquire(timeout=0.01)))
+        results: list[bool] = []
+        other.start()
+        other.join()
+        assert results == [False]
+    with pytest.raises(RuntimeError):
+        rlock.release()
+
+
+def test_condition_event_semaphore_barrier_queue_work(watched) -> None:
+    cond = threading.Condition()
+    with cond:
+        assert cond.wait(0.01) is False
+    box: queue.Queue = queue.Queue(maxsize=1)
+    barrier = threading.Barrier(2, timeout=PATIENCE)
+    seats = threading.BoundedSemaphore(1)
+    ready = threading.Event()
+
+    def worker() -> None:
+        barrier.wait()
+        with seats:
+            box.put("hello", timeout=PATIENCE)
+        ready.set()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    barrier.wait()
+    assert box.get(timeout=PATIENCE) == "hello"
+    assert ready.wait(PATIENCE)
+    thread.join()
+    with pytest.raises(ValueError):
+        seats.release()
+
+
+def test_many_threads_on_one_lock_leave_no_stale_ownership(watched) -> None:
+    # Regression: the owner was cleared after the real release, clobbering the next owner's.
+    lock = threading.Lock()
+    counter = [0]
+
+    def hammer() -> None:
+        for _ in range(2000):
+            with lock:
+                counter[0] += 1
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counter[0] == 8000
+    assert lock._owner is None
+    stale = [i for i, held in wg.held_by_thread().items() if any(h.lock is lock for h in held)]
+    assert stale == []
