@@ -189,7 +189,7 @@ def test_an_abba_deadlock_is_found_and_explained():
     assert failing_schedule(scenario) is not None
     message = messages[-1]
     assert "cycle: T1" in message
-    assert "holds Lock" in message and "waits in Lock.acquire()" in message
+    assert "holds `first` (Lock#" in message and "waits in Lock.acquire() for `second`" in message
     assert "test_scheduler.py" in message and "with first, second:" in message
 
 

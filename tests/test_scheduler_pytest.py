@@ -122,7 +122,7 @@ def test_a_deadlock_is_reported_with_the_cycle(pytester: pytest.Pytester):
     result.assert_outcomes(failed=1)
     output = result.stdout.str()
     assert "DeadlockError: every live thread is blocked" in output
-    assert re.search(r"T1 \(<lambda>\) holds Lock#\d+ made at test_abba.py:\d+", output), output
+    assert re.search(r"T1 \(<lambda>\) holds `first` \(Lock#\d+ made at test_abba.py:\d+\)", output), output
     assert "cycle: T1 (<lambda>) -> T2 (<lambda>) -> T1 (<lambda>)" in output
     assert "with second:" in output
 
@@ -157,6 +157,49 @@ def test_the_patches_live_only_during_a_schedules_test(pytester: pytest.Pytester
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:randomly")
     result.assert_outcomes(passed=3)
+
+
+def test_schedule_tests_get_sensible_settings_without_losing_their_own(pytester: pytest.Pytester):
+    test_file = """
+        from hypothesis import given, settings
+        from pytest_concurrency import schedules
+
+        @given(schedules())
+        def test_plain(schedule):
+            pass
+
+        @settings(deadline=1000, max_examples=7)
+        @given(schedules())
+        def test_own(schedule):
+            pass
+    """
+    pytester.makepyfile(test_top=test_file)
+    pytester.mkdir("exercises")
+    pytester.mkdir("exercises/01_thing")
+    pytester.path.joinpath("exercises/01_thing/test_graded.py").write_text(
+        __import__("textwrap").dedent(test_file)
+    )
+    seen = {}
+
+    class Probe:
+        def pytest_collection_finish(self, session):
+            for item in session.items:
+                current = item.obj._hypothesis_internal_use_settings
+                seen[item.nodeid] = (current.deadline, current.max_examples, current.derandomize)
+
+    result = pytester.runpytest("--co", "-p", "no:cacheprovider", plugins=[Probe()])
+    assert result.ret == 0, result.stdout.str()
+    from datetime import timedelta
+
+    from hypothesis import settings
+
+    # No deadline, but a deadline the test chose stays; derandomized (graded) in
+    # exercises, and elsewhere as Hypothesis's profile says (its "ci" profile does).
+    usual = settings.default.derandomize or bool(__import__("os").environ.get("CI"))
+    assert seen["test_top.py::test_plain"] == (None, 100, usual)
+    assert seen["test_top.py::test_own"] == (timedelta(seconds=1), 7, usual)
+    assert seen["exercises/01_thing/test_graded.py::test_plain"][2] is True
+    assert seen["exercises/01_thing/test_graded.py::test_own"] == (timedelta(seconds=1), 7, True)
 
 
 def test_slow_schedules_are_not_deadline_errors(pytester: pytest.Pytester):

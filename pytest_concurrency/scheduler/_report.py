@@ -379,15 +379,50 @@ def _cycle(scheduler: Scheduler) -> list[ThreadRecord] | None:
     return None
 
 
+def _name_in(obj: Any, frame: FrameType | None) -> str | None:
+    """How the user code on this stack calls obj: ``a``, ``self.lock``, ``src.lock``."""
+    for user in user_frames(frame):
+        try:
+            local_values = dict(user.f_locals)
+        except Exception:  # noqa: BLE001 - a report must not fail
+            continue
+        for name, value in local_values.items():
+            if value is obj:
+                return name
+        for name, value in local_values.items():
+            try:
+                namespace = object.__getattribute__(value, "__dict__")
+            except AttributeError:
+                continue
+            if isinstance(namespace, dict):
+                for attribute, inner in namespace.items():
+                    if inner is obj:
+                        return f"{name}.{attribute}"
+        for name, value in list(user.f_globals.items()):
+            if value is obj:
+                return name
+    return None
+
+
+def _label(obj: Any, frame: FrameType | None) -> str:
+    text = _describe_object(obj)
+    name = _name_in(obj, frame)
+    return f"`{name}` ({text})" if name else text
+
+
 def describe_deadlock(scheduler: Scheduler) -> str:
     frames = sys._current_frames()
     live = [t for t in scheduler.threads if t.state is not FINISHED]
     lines = [f"every live thread is blocked ({len(live)}): nobody can go on."]
     for t in live:
         frame = frames.get(t.ident) if t.ident is not None else None
-        holds = ", ".join(lock._describe() for lock in t.held) or "nothing"
+        holds = ", ".join(_label(lock, frame) for lock in t.held) or "nothing"
         call = blocking_call(frame)
-        waited = _describe_object(t.waiting_for)
+        waited = (
+            _describe_object(t.waiting_for)
+            if isinstance(t.waiting_for, ThreadRecord)
+            else _label(t.waiting_for, frame)
+        )
         owner = _owner_of(t.waiting_for)
         if owner is not None and not isinstance(t.waiting_for, ThreadRecord):
             waited += f" (held by {owner.name})"
