@@ -181,7 +181,8 @@ class Scheduler:
         self.done.acquire()
         # (thread index, code or None, offset or operation name, detail)
         self.trace: list[tuple[int, CodeType | None, Any, Any]] = []
-        self.switches: list[tuple[int, int, int, str]] = []
+        # (step, from thread, to thread, reason, what the first one now waits for)
+        self.switches: list[tuple[int, int, int, str, Any]] = []
         self._at_steps = self.decisions.at_steps
         self._at_steps_next = 0
         self._after_switch = self.decisions.after_switch
@@ -381,7 +382,7 @@ class Scheduler:
             if others:
                 self.preemptions_taken += 1
                 chosen = others[choice % len(others)]
-                self.switches.append((0, first.index, chosen.index, "preempted"))
+                self.switches.append((0, first.index, chosen.index, "preempted", None))
                 return chosen
         return first
 
@@ -519,7 +520,9 @@ class Scheduler:
         self._recompute_next_event()
 
     def _switch(self, record: ThreadRecord, target: ThreadRecord, reason: str) -> None:
-        self.switches.append((self.step, record.index, target.index, reason))
+        self.switches.append(
+            (self.step, record.index, target.index, reason, record.waiting_for if reason == "blocked" else None)
+        )
         self.current = target
         self._reset_slice()
         target.gate.release()

@@ -245,42 +245,63 @@ def _annotate(scheduler: Scheduler, trace_index: int, text: str) -> None:
 
 
 def format_story(scheduler: Scheduler, limit: int = 150) -> str:
-    """The run as one line per step: thread, file:line, source, values read and written."""
+    """The run as one line per step: thread, file:line, source, values read and written.
+
+    A step, for a student, is a line of source run by one thread without a
+    switch; the synchronisation calls made on that line are shown after it.
+    """
     names = [t.name for t in scheduler.threads]
     width = max((len(n) for n in names), default=2)
-    switches = {}
-    for step, before, after, reason in scheduler.switches:
-        switches.setdefault(step, (before, after, reason))
+    switches: dict[int, tuple[int, int, str, Any]] = {}
+    for step, before, after, reason, waited in scheduler.switches:
+        switches.setdefault(step, (before, after, reason, waited))
     lines: list[str] = []
-    steps_of_line: list[int] = []
+    notes: list[list[str]] = []
     previous_key: Any = None
+    last_line_of: dict[int, tuple[CodeType, int | None]] = {}
     for step, (thread, code, offset, detail) in enumerate(scheduler.trace, start=1):
         if code is None:
-            key = (thread, "sync", offset)
-            text = f"{names[thread]:<{width}}  {'':<18}  ({offset})"
+            # A synchronisation call: shown on the line of source that made it.
+            if previous_key is None or previous_key[0] != thread:
+                lines.append(f"{names[thread]:<{width}}  {'':<18}")
+                notes.append([])
+                previous_key = (thread, None, None)
+            if offset not in notes[-1]:
+                notes[-1].append(offset)
         else:
             line = line_of(code, offset)
+            if line is None:  # compiler-made code (a with-block's exit): the line before
+                code, line = last_line_of.get(thread, (code, None))
+            last_line_of[thread] = (code, line)
             key = (thread, code, line)
-            text = (
-                f"{names[thread]:<{width}}  {where(code, line):<18}  "
-                f"{source_line(code.co_filename, line)}"
-            )
-        if key != previous_key:
-            lines.append(text)
-            steps_of_line.append(step)
-            previous_key = key
+            if key != previous_key:
+                lines.append(
+                    f"{names[thread]:<{width}}  {where(code, line):<18}  "
+                    f"{source_line(code.co_filename, line)}"
+                )
+                notes.append([])
+                previous_key = key
         if detail:
-            lines[-1] += ("    # " if "    # " not in lines[-1] else "; ") + detail
+            notes[-1].append(detail)
         switch = switches.get(step)
         if switch is not None:
-            before, after, reason = switch
-            verb = {"preempted": "is preempted", "blocked": "blocks", "time slice": "used its time slice"}.get(reason, reason)
+            before, after, reason, waited = switch
+            if reason == "blocked":
+                what = _describe_object(waited) if waited is not None else "something"
+                verb = f"blocks (waits for {what})"
+            else:
+                verb = {"preempted": "is preempted", "time slice": "used its time slice"}.get(
+                    reason, reason
+                )
             lines.append(f"{'':<{width}}  -- {names[before]} {verb}; {names[after]} runs --")
-            steps_of_line.append(step)
+            notes.append([])
             previous_key = None
+    lines = [
+        f"{text}    # {'; '.join(extra)}" if extra else text
+        for text, extra in zip(lines, notes, strict=True)
+    ]
     if 0 in switches:
-        before, after, _ = switches[0]
-        lines.insert(0, f"{'':<{width}}  -- {names[after]} starts first --")
+        lines.insert(0, f"{'':<{width}}  -- {names[switches[0][1]]} starts first --")
     if len(lines) > limit:
         keep = set(range(0, 10)) | set(range(len(lines) - limit // 2, len(lines)))
         for i, text in enumerate(lines):
