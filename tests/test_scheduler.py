@@ -526,3 +526,27 @@ def test_explore_all_rejects_bad_arguments():
         explore_all(42)
     with pytest.raises(ValueError, match="max_preemptions"):
         explore_all(lost_update, max_preemptions=-1)
+
+
+# ------------------------------------------------------- thread identity
+
+
+MODULE_LOCAL = threading.local()  # made at import time: the C implementation
+
+
+def test_each_run_starts_with_fresh_thread_local_state(patched):
+    def remember():
+        seen = getattr(MODULE_LOCAL, "value", None)
+        MODULE_LOCAL.value = "set"
+        return seen
+
+    assert Schedule().run(remember, remember) == [None, None]
+    assert Schedule().run(remember, remember) == [None, None]
+
+
+def test_current_thread_names_the_callables_thread(patched):
+    def who():
+        thread = threading.current_thread()
+        return thread.name, thread.is_alive(), thread.ident == threading.get_ident()
+
+    assert Schedule().run(who, who) == [("T1", True, True), ("T2", True, True)]

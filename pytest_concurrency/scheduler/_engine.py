@@ -220,14 +220,15 @@ class Scheduler:
         _state.active.append(self)
         try:
             for position, function in enumerate(callables):
-                worker = _Worker.take()
-                worker.assign(self._add_root(position, function, worker.thread))
+                self._add_root(position, function)
             self.monotonic0 = _real.monotonic()
             self.wall0 = _real.wall_time()
             self._tracer.begin_run()
             # Finalizers of user code run wherever the collector strikes: not
             # under a controlled run, where they would shift the steps.
             gc.disable()
+            for record in list(self.threads):
+                self._start_root(record)
             if self.threads:
                 first = self.threads[0]
                 self.current = self._first_thread(first)
@@ -250,18 +251,27 @@ class Scheduler:
     def _stuck_record(self) -> ThreadRecord | None:
         return self.current if self.stalled else None
 
-    def _add_root(
-        self, position: int, function: Callable[[], Any], thread: threading.Thread
-    ) -> ThreadRecord:
+    def _add_root(self, position: int, function: Callable[[], Any]) -> ThreadRecord:
         name = f"T{position + 1}"
         label = getattr(function, "__qualname__", None) or getattr(function, "__name__", None)
         if label:
             label = label.rpartition(".<locals>.")[2]
-        thread.name = name
-        record = self._new_record(thread, root=True)
+        record = self._new_record(_RunThread(name), root=True)
+        record.thread._record = record  # type: ignore[attr-defined]
         record.name = f"{name} ({label})" if label else name
         record.function = function
         return record
+
+    def _start_root(self, record: ThreadRecord) -> None:
+        # A fresh OS thread for every run: thread-local state (threading.local,
+        # C extensions') must start empty, as it does for a real thread.
+        _real.start_new_thread(self._root_thread, (record,))
+
+    def _root_thread(self, record: ThreadRecord) -> None:
+        record.ident = _real.get_ident()
+        _state.controlled[record.ident] = record
+        record.gate.acquire()  # our first turn (the gate may already be open)
+        self._root_main(record)
 
     def _new_record(self, thread: threading.Thread, root: bool) -> ThreadRecord:
         record = ThreadRecord(self, len(self.threads), thread, root)
@@ -301,7 +311,7 @@ class Scheduler:
             record.exited.release()
 
     def _root_main(self, record: ThreadRecord) -> None:
-        """The body of a callable of run(), on a pooled worker that holds the baton."""
+        """The body of a callable of run(), in its own OS thread, holding the baton."""
         try:
             if not self.aborting:
                 thread = record.thread
@@ -662,59 +672,40 @@ class Scheduler:
         return describe_loop(self, record)
 
 
-class _Worker:
-    """A real thread kept between runs to run the callables of ``run()``.
+class _RunThread(threading.Thread):
+    """What ``threading.current_thread()`` is in the thread of a callable of ``run()``.
 
-    Starting two OS threads per schedule would cost more than the schedule
-    itself; a worker waits on its gate between runs, invisible to
-    ``threading.enumerate()`` (it is not a ``threading.Thread``).
+    The scheduler runs these threads itself (a ``threading.Thread`` would
+    make an Event, a tstate lock... for every schedule), so ``Thread.__init__``
+    is deliberately not called: only what user code reads is set.
     """
 
-    idle: list[_Worker] = []
+    def __init__(self, name: str) -> None:  # noqa: D107
+        self._name = name
+        self._daemonic = True
+        self._ident = None
+        self._native_id = None
+        self._initialized = True
+        self._target = None
+        self._args = ()
+        self._kwargs: dict[str, Any] = {}
+        self._record: ThreadRecord | None = None
 
-    def __init__(self) -> None:
-        self.gate = _real.allocate_lock()
-        self.gate.acquire()
-        self.record: ThreadRecord | None = None
-        self.ident = 0
-        # Never started: it gives threading.current_thread() a name inside runs.
-        self.thread = threading.Thread(name="T", daemon=True)
-        ready = _real.allocate_lock()
-        ready.acquire()
-        _real.start_new_thread(self._main, (ready,))
-        ready.acquire()
+    def is_alive(self) -> bool:
+        record = self._record
+        return record is not None and self._ident is not None and record.state != FINISHED
 
-    @classmethod
-    def take(cls) -> _Worker:
-        try:
-            return cls.idle.pop()
-        except IndexError:
-            return cls()
+    def start(self) -> None:
+        raise RuntimeError("threads can only be started once")
 
-    def assign(self, record: ThreadRecord) -> None:
-        record.gate = self.gate
-        record.ident = self.ident
-        self.record = record
-        _state.controlled[self.ident] = record
+    def join(self, timeout: float | None = None) -> None:
+        if self._record is not None and _real.get_ident() in _state.controlled:
+            return threading.Thread.join(self, timeout)  # the scheduler's join
+        return None  # outside the run it has ended
 
-    def _main(self, ready: Any) -> None:
-        self.ident = _real.get_ident()
-        ready.release()
-        while True:
-            self.gate.acquire()  # a run gives us the baton
-            record, self.record = self.record, None
-            if record is None:
-                return
-            record.scheduler._root_main(record)
-            _Worker.idle.append(self)
-
-
-def _forget_workers_after_fork() -> None:
-    _Worker.idle.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_workers_after_fork)
+    def __repr__(self) -> str:
+        status = "started" if self.is_alive() else "stopped"
+        return f"<{type(self).__name__}({self._name}, {status} {self._ident})>"
 
 
 def release_forcibly(lock: Any, record: ThreadRecord) -> None:
@@ -738,7 +729,6 @@ def user_frames(frame: FrameType | None):
 
 def describe_user_frame(frame: FrameType | None) -> str:
     import linecache
-    import os
 
     for user in user_frames(frame):
         line = linecache.getline(user.f_code.co_filename, user.f_lineno).strip()
