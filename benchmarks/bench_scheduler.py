@@ -109,27 +109,65 @@ def stress(scenario, budget: float, switch_interval: float | None) -> tuple[bool
         sys.setswitchinterval(old)
 
 
-def throughput(examples: int) -> float:
-    class Counter:
-        def __init__(self):
-            self.n = 0
+class Counter:
+    def __init__(self):
+        self.n = 0
 
-        def incr(self):
-            for _ in range(3):
-                self.n += 1
+    def incr(self):
+        for _ in range(3):
+            self.n += 1
+
+
+def _rates(function, count: int) -> tuple[float, float]:
+    """(per wall second, per CPU second of this process) for count calls' worth."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    function()
+    return count / (time.perf_counter() - wall), count / max(time.process_time() - cpu, 1e-9)
+
+
+def throughput(examples: int) -> dict[str, tuple[float, float]]:
+    """Schedules per second: through Hypothesis, Hypothesis alone, and run() alone."""
+    from hypothesis import strategies as st
+
+    from pytest_concurrency.schedules import Schedule
 
     @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate])
     @given(schedules())
-    def search(schedule):
+    def through_hypothesis(schedule):
         counter = Counter()
         schedule.run(counter.incr, counter.incr)
 
-    search()  # warm up
-    started = time.perf_counter()
-    search()
-    elapsed = time.perf_counter() - started
+    @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate])
+    @given(st.integers())
+    def hypothesis_alone(number):
+        pass
+
+    def run_alone():
+        for i in range(examples):
+            counter = Counter()
+            Schedule(after_switch=[(i % 20, 0)]).run(counter.incr, counter.incr)
+
+    through_hypothesis()  # warm up
+    rates = {
+        "schedules() through Hypothesis": _rates(through_hypothesis, examples),
+        "Hypothesis alone, st.integers()": _rates(hypothesis_alone, examples),
+        "Schedule.run alone": _rates(run_alone, examples),
+    }
     uninstall()
-    return examples / elapsed
+    return rates
+
+
+def exhaustive(scenario) -> tuple[bool, int]:
+    """(found, schedules) for explore_all with at most 2 preemptions."""
+    from pytest_concurrency.schedules import explore_all
+
+    try:
+        result = explore_all(scenario, max_preemptions=2, max_schedules=5000)
+    except Exception as error:  # noqa: BLE001 - the bug showing
+        note = next((n for n in getattr(error, "__notes__", []) if "explore_all" in n), "")
+        number = int(note.split("schedule ")[1].split(" ")[0]) if note else 0
+        return True, number
+    return False, result.schedules
 
 
 def main() -> None:
@@ -142,13 +180,17 @@ def main() -> None:
     twin_examples = 200 if options.quick else 500
     stress_budget = 0.3 if options.quick else 1.0
 
-    print(f"Python {sys.version.split()[0]}")
-    rate = throughput(500 if options.quick else 2000)
-    print(f"throughput: {rate:,.0f} schedules/s (2 threads x 3 increments, through Hypothesis)\n")
+    import os
+
+    print(f"Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print("throughput, 2 threads x 3 increments       per wall s   per CPU s")
+    for label, (wall, cpu) in throughput(500 if options.quick else 2000).items():
+        print(f"  {label:<38} {wall:>10,.0f} {cpu:>11,.0f}")
+    print()
 
     header = (
         f"{'bug':<24} {'found':>6} {'examples':>9} {'seconds':>8}   "
-        f"{'stress 1s':>10} {'stress 1e-6':>12}   {'twin':>10}"
+        f"{'stress 1s':>10} {'stress 1e-6':>12}   {'twin':>10}   {'exhaustive<=2':>14}"
     )
     print(header)
     print("-" * len(header))
@@ -172,10 +214,12 @@ def main() -> None:
         twin = f"{twin_examples} ok" if twin_failed is None else f"FAILS@{twin_failed}"
         twins_ok += twin_failed is None
         worst = max((r[0] for r in found), default=0)
+        found_exhaustively, explored = exhaustive(module.buggy)
+        exhaustive_text = f"found@{explored}" if found_exhaustively else f"MISSED ({explored})"
         print(
             f"{name:<24} {len(found):>3}/{seeds:<2} {examples:>9.0f} {seconds:>8.3f}   "
             f"{'found' if plain else '-':>10} {'found' if tiny else '-':>12}   {twin:>10}"
-            f"   (worst {worst})"
+            f"   {exhaustive_text:>14}   (worst {worst})"
         )
     print("-" * len(header))
     print(

@@ -429,7 +429,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item):
+def pytest_runtest_setup(item: pytest.Item):
+    # Before the fixtures run: a Counter (and its Lock) made by a fixture is
+    # controllable in the test's schedule.run like one made in the test body.
+    function = getattr(item, "obj", None)
+    if function is not None and _uses_schedules(function):
+        _install_for_test()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
     global _installed_for_this_test
     try:
         return (yield)

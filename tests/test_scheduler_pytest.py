@@ -202,6 +202,40 @@ def test_schedule_tests_get_sensible_settings_without_losing_their_own(pytester:
     assert seen["exercises/01_thing/test_graded.py::test_own"] == (timedelta(seconds=1), 7, True)
 
 
+def test_objects_made_by_fixtures_are_controlled_too(pytester: pytest.Pytester):
+    pytester.makepyfile(
+        test_fixture="""
+        import threading
+        import pytest
+        from hypothesis import HealthCheck, given, settings
+        from pytest_concurrency import schedules
+
+        class Counter:
+            def __init__(self):
+                self.n = 0
+                self.lock = threading.Lock()
+
+            def incr(self):
+                with self.lock:
+                    value = self.n
+                    self.n = value + 1
+
+        @pytest.fixture(scope="module")
+        def counter():
+            return Counter()
+
+        @settings(max_examples=30, database=None, suppress_health_check=list(HealthCheck))
+        @given(schedules())
+        def test_counter(counter, schedule):
+            before = counter.n
+            schedule.run(counter.incr, counter.incr)
+            assert counter.n == before + 2
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+
+
 def test_slow_schedules_are_not_deadline_errors(pytester: pytest.Pytester):
     pytester.makepyfile(
         test_slow="""

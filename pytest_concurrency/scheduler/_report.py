@@ -244,7 +244,7 @@ def _annotate(scheduler: Scheduler, trace_index: int, text: str) -> None:
 # ------------------------------------------------------------------ the story
 
 
-def format_story(scheduler: Scheduler, limit: int = 150) -> str:
+def format_story(scheduler: Scheduler, limit: int = 150, *, numbered: bool = True) -> str:
     """The run as one line per step: thread, file:line, source, values read and written.
 
     A step, for a student, is a line of source run by one thread without a
@@ -322,7 +322,8 @@ def format_story(scheduler: Scheduler, limit: int = 150) -> str:
         f"Interleaving ({len(scheduler.trace)} steps, "
         f"{scheduler.preemptions_taken} preemption(s)):"
     )
-    return "\n".join([header, *("    " + line for line in lines)])
+    story = "\n".join([header, *("    " + line for line in lines)])
+    return renumber(story) if numbered else story
 
 
 # ---------------------------------------------------------------- deadlocks
@@ -460,8 +461,21 @@ def describe_deadlock(scheduler: Scheduler) -> str:
             "a thread that will never come (a lost wakeup, a missing notify or sentinel?)"
         )
     if scheduler.trace:
-        lines.append(format_story(scheduler, limit=60))
-    return "\n".join(lines)
+        lines.append(format_story(scheduler, limit=60, numbered=False))
+    return renumber("\n".join(lines))
+
+
+def renumber(text: str) -> str:
+    """Lock#1, Lock#2... in order of first mention (serials count every lock ever made)."""
+    import re
+
+    numbers: dict[str, int] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        number = numbers.setdefault(match.group(2), len(numbers) + 1)
+        return f"{match.group(1)}#{number}"
+
+    return re.sub(r"\b(Lock|RLock|Condition)#(\d+)", replace, text)
 
 
 def describe_loop(scheduler: Scheduler, record: ThreadRecord) -> str:
