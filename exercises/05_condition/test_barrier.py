@@ -10,8 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
 
-from pytest_concurrency import load_impl
+from pytest_concurrency import load_impl, schedules
 
 barrier = load_impl("barrier")
 
@@ -20,6 +21,8 @@ barrier = load_impl("barrier")
 PATIENCE = 5.0
 # How long a lone thread waits to show that it is not let through.
 SHORT = 0.05
+# A controlled run of these tests takes under 1,000 steps: far more means spinning.
+MAX_STEPS = 20_000
 
 
 class Background:
@@ -194,6 +197,30 @@ def test_many_generations_no_thread_runs_ahead():
     assert not early, "threads passed the barrier too early:\n" + "\n".join(early[:5])
 
 
+@pytest.mark.points(3)
+@given(schedules(max_steps=MAX_STEPS))
+def test_every_generation_waits_for_all_parties_in_every_interleaving(schedule):
+    parties, rounds = 3, 2
+    gate = barrier.Barrier(parties)
+    arrivals: list[list[str]] = [[] for _ in range(rounds)]  # list.append is atomic
+    early: list[str] = []
+
+    def party(name: str) -> list[int]:
+        indexes = []
+        for r in range(rounds):
+            arrivals[r].append(name)
+            indexes.append(gate.wait())
+            if len(arrivals[r]) < parties:
+                early.append(f"{name} left round {r} when only {arrivals[r]} had arrived")
+        return indexes
+
+    results = schedule.run(*[lambda name=f"party-{i}": party(name) for i in range(parties)])
+    assert not early, "a thread passed the barrier too early:\n" + "\n".join(early)
+    for r in range(rounds):
+        got = sorted(indexes[r] for indexes in results)
+        assert got == list(range(parties)), f"round {r}: the parties got indexes {got}"
+
+
 @pytest.mark.points(2)
 def test_a_thread_that_timed_out_no_longer_counts_as_arrived():
     gate = barrier.Barrier(2)
@@ -245,6 +272,14 @@ def test_wait_until_returns_at_once_when_the_predicate_already_holds():
     watch.set(5)  # before anybody waits: this change must not be lost
     job = Background(watch.wait_until, lambda v: v == 5, PATIENCE, name="late-waiter")
     assert job.outcome("wait_until(v == 5) after set(5)") == 5
+
+
+@pytest.mark.points(2)
+@given(schedules(max_steps=MAX_STEPS))
+def test_no_wakeup_is_lost_whoever_runs_first(schedule):
+    watch = barrier.ValueWatch(0)
+    waited, _ = schedule.run(lambda: watch.wait_until(lambda v: v == 1), lambda: watch.set(1))
+    assert waited == 1, f"wait_until(v == 1) returned {waited!r}"
 
 
 @pytest.mark.points(2)

@@ -9,13 +9,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
 
-from pytest_concurrency import load_impl
+from pytest_concurrency import load_impl, schedules
 
 queues = load_impl("queues")
 
 # Generous: a correct implementation meets every rendezvous in milliseconds.
 PATIENCE = 5.0
+# A controlled run of these tests takes a few hundred steps: far more means spinning.
+MAX_STEPS = 20_000
 
 
 class Background:
@@ -353,3 +356,27 @@ def test_a_waiting_next_wakes_when_another_thread_submits():
     taker = Background(scheduler.next, PATIENCE, name="taker")
     scheduler.submit(1, {"job": "late"})
     assert taker.outcome("next() while another thread submits") == {"job": "late"}
+
+
+@pytest.mark.points(2)
+@given(schedules(max_steps=MAX_STEPS))
+def test_submits_from_many_threads_at_once_lose_nothing(schedule):
+    scheduler = queues.PriorityScheduler()
+
+    def submitter(name: str) -> None:
+        for n in range(2):
+            scheduler.submit(1, {"from": name, "n": n})  # equal priorities: dicts must never meet
+
+    try:
+        schedule.run(lambda: submitter("a"), lambda: submitter("b"))
+    except TypeError as error:
+        raise AssertionError(
+            f"two submits at the same time ended with items being compared ({error}): "
+            "the sequence number must be unique even when threads submit at once "
+            "(`self.n += 1` is not atomic; itertools.count or a lock is)"
+        ) from None
+    assert len(scheduler) == 4, f"4 items submitted by 2 threads, len is {len(scheduler)}"
+    order = [scheduler.next(timeout=PATIENCE) for _ in range(4)]
+    for name in "ab":
+        mine = [item["n"] for item in order if item["from"] == name]
+        assert mine == [0, 1], f"thread {name} submitted n=0 then n=1 but they came out as {mine}"

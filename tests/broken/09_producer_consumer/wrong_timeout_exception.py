@@ -1,0 +1,72 @@
+"""A timed-out put raises TimeoutError, not queue.Full (and get: not queue.Empty)."""
+
+import threading
+from collections import deque
+
+CAUGHT_BY = [
+    "test_put_on_a_full_buffer_raises_queue_full_after_the_timeout",
+    "test_get_on_an_empty_buffer_raises_queue_empty_after_the_timeout",
+]
+
+
+class BoundedBuffer:
+    def __init__(self, capacity):
+        if capacity < 1:
+            raise ValueError(capacity)
+        self.capacity = capacity
+        self._items = deque()
+        lock = threading.Lock()
+        self._not_full = threading.Condition(lock)
+        self._not_empty = threading.Condition(lock)
+
+    def put(self, item, timeout=None):
+        with self._not_full:
+            if not self._not_full.wait_for(lambda: len(self._items) < self.capacity, timeout):
+                raise TimeoutError("buffer full")
+            self._items.append(item)
+            self._not_empty.notify()
+
+    def get(self, timeout=None):
+        with self._not_empty:
+            if not self._not_empty.wait_for(lambda: self._items, timeout):
+                raise TimeoutError("buffer empty")
+            item = self._items.popleft()
+            self._not_full.notify()
+            return item
+
+    def __len__(self):
+        with self._not_full:
+            return len(self._items)
+
+
+_DONE = object()
+
+
+def run_pipeline(sources, work, n_consumers, capacity):
+    buffer = BoundedBuffer(capacity)
+    results, errors = [], []
+
+    def produce(source):
+        for item in source:
+            buffer.put(item)
+
+    def consume():
+        while (item := buffer.get()) is not _DONE:
+            try:
+                results.append(work(item))
+            except Exception as error:
+                errors.append(error)
+
+    producers = [threading.Thread(target=produce, args=(s,), daemon=True) for s in sources]
+    consumers = [threading.Thread(target=consume, daemon=True) for _ in range(n_consumers)]
+    for thread in producers + consumers:
+        thread.start()
+    for producer in producers:
+        producer.join()
+    for _ in consumers:
+        buffer.put(_DONE)
+    for consumer in consumers:
+        consumer.join()
+    if errors:
+        raise errors[0]
+    return results
