@@ -322,26 +322,10 @@ def schedules(*, max_preemptions: int = 4, max_steps: int = _engine.DEFAULT_MAX_
     if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
         raise ValueError(f"schedules(max_steps=...) must be an integer >= 1, got {max_steps!r}")
 
-    # Where to preempt.  The run's length is unknown before it ends, so
-    # positions are spread over short, medium and long runs; and counted in
-    # three ways (see Schedule), each of which makes a different kind of bug
-    # likely: a few steps after a thread starts running, at a global step, or
-    # right at a synchronisation point.
-    after_switch = st.tuples(
-        st.just(1), st.one_of(st.integers(0, 7), st.integers(0, 31), st.integers(0, 127))
-    )
-    at_sync = st.tuples(st.just(2), st.one_of(st.integers(0, 7), st.integers(0, 31)))
-    at_step = st.tuples(
-        st.just(0),
-        st.one_of(
-            st.integers(0, 15),
-            st.integers(0, 63),
-            st.integers(0, 255),
-            st.integers(0, 1023),
-            st.integers(0, 8191),
-        ),
-    )
-    preemption = st.tuples(st.one_of(after_switch, at_step, at_sync), st.integers(0, 7))
+    # Each preemption is one integer (a schedule costs Hypothesis few draws):
+    # see _decode.  Shrinking it towards 0 moves the preemption earlier.
+    how_many = st.integers(0, max_preemptions)
+    preemption = st.integers(0, _CODE_SPACE - 1)
 
     @st.composite
     def draw_schedule(draw: Any) -> Schedule:
@@ -350,12 +334,14 @@ def schedules(*, max_preemptions: int = 4, max_steps: int = _engine.DEFAULT_MAX_
         slices: list[tuple[int, int]] = []
         syncs: list[tuple[int, int]] = []
         step, sync = -1, 0
-        for (kind, distance), chosen in draw(st.lists(preemption, max_size=max_preemptions)):
-            if kind == 0:
+        for _ in range(draw(how_many)):
+            code = draw(preemption)
+            kind, distance, chosen = _decode(code)
+            if kind == "after_switch":
+                slices.append((distance, chosen))
+            elif kind == "at_step":
                 step += distance + 1  # the first may be at step 0: who starts
                 at_steps.append((step, chosen))
-            elif kind == 1:
-                slices.append((distance, chosen))
             else:
                 sync += distance + 1
                 syncs.append((sync, chosen))
@@ -364,6 +350,35 @@ def schedules(*, max_preemptions: int = 4, max_steps: int = _engine.DEFAULT_MAX_
     strategy = draw_schedule()
     _our_strategies.add(strategy)
     return strategy
+
+
+# Where to preempt.  The run's length is unknown before it ends, so a
+# distance is drawn uniformly below one of several bounds (short, medium and
+# long runs alike get their share); and distances are counted in three ways
+# (see Schedule), each making a different kind of bug likely: a few steps
+# after a thread starts running, at a global step, or at a synchronisation
+# point.  One integer encodes choice, kind, bound and distance.
+_KINDS = ("after_switch", "at_step", "at_sync")
+_BOUNDS = {
+    "after_switch": (8, 32, 128),
+    "at_step": (16, 64, 256, 1024, 8192),
+    "at_sync": (8, 32),
+}
+_CODE_SPACE = 1 << 20
+
+
+def _decode(code: int) -> tuple[str, int, int]:
+    """One drawn integer -> (kind, distance, choice); 0 is the simplest.
+
+    >>> _decode(0)
+    ('after_switch', 0, 0)
+    """
+    code, choice = divmod(code, 8)
+    code, kind_index = divmod(code, len(_KINDS))
+    kind = _KINDS[kind_index]
+    bounds = _BOUNDS[kind]
+    code, bound_index = divmod(code, len(bounds))
+    return kind, code % bounds[bound_index], choice
 
 
 def _install_for_test() -> None:

@@ -550,3 +550,19 @@ def test_current_thread_names_the_callables_thread(patched):
         return thread.name, thread.is_alive(), thread.ident == threading.get_ident()
 
     assert Schedule().run(who, who) == [("T1", True, True), ("T2", True, True)]
+
+
+def test_helper_threads_blocked_for_good_after_the_callables_returned(patched):
+    jobs: queue.Queue = queue.Queue()
+
+    def start_worker(daemon):
+        def start():
+            threading.Thread(target=jobs.get, daemon=daemon).start()
+
+        return start
+
+    # A daemon worker waiting for a job that never comes is unwound quietly...
+    assert Schedule().run(start_worker(daemon=True)) == [None]
+    # ...a non-daemon one would keep a real program from exiting.
+    with pytest.raises(DeadlockError, match="the callables returned, but 1 thread"):
+        Schedule().run(start_worker(daemon=False))

@@ -435,7 +435,13 @@ def _label(obj: Any, frame: FrameType | None) -> str:
 def describe_deadlock(scheduler: Scheduler) -> str:
     frames = sys._current_frames()
     live = [t for t in scheduler.threads if t.state is not FINISHED]
-    lines = [f"every live thread is blocked ({len(live)}): nobody can go on."]
+    if all(t.state is FINISHED for t in scheduler.threads if t.root):
+        lines = [
+            f"the callables returned, but {len(live)} thread(s) they started are blocked for "
+            "good and not daemons: a real program would never exit."
+        ]
+    else:
+        lines = [f"every live thread is blocked ({len(live)}): nobody can go on."]
     for t in live:
         frame = frames.get(t.ident) if t.ident is not None else None
         holds = ", ".join(_label(lock, frame) for lock in t.held) or "nothing"
