@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Generator, Iterable, Mapping
@@ -458,6 +459,9 @@ def _edited_note(edited: list[tuple[str, str]], mode: str) -> str:
     )
 
 
+_XDIST_HEADER = re.compile(r"\A\[gw\d+\] [^\n]*\n")
+
+
 def _json_path(config: pytest.Config) -> Path | None:
     value = config.getoption("grade_json")
     if not value:
@@ -470,6 +474,8 @@ def _json_path(config: pytest.Config) -> Path | None:
 
 def _longrepr_text(report: pytest.TestReport) -> str:
     text = report.longreprtext if report.longrepr is not None else ""
+    # pytest-xdist heads a worker's report with "[gw0] linux -- Python 3.x": not the student's business.
+    text = _XDIST_HEADER.sub("", text, count=1)
     limit = 8000
     return text if len(text) <= limit else text[: limit // 2] + "\n…\n" + text[-limit // 2 :]
 
