@@ -1,0 +1,178 @@
+"""Graded tests of exercise 04: a starting gate and a count-down latch."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from hypothesis import given
+
+from pytest_concurrency import load_impl, schedules
+
+gate = load_impl("gate")
+
+# Generous: a correct implementation meets every rendezvous in milliseconds.
+PATIENCE = 10.0
+# How long a thread waits to show that a closed gate keeps it out.
+SHORT = 0.05
+
+
+def waited(call, *args) -> tuple[object, float]:
+    """``call(*args)`` and how long it took."""
+    start = time.monotonic()
+    result = call(*args)
+    return result, time.monotonic() - start
+
+
+# -- StartingGate -------------------------------------------------------------
+
+
+@pytest.mark.points(2)
+def test_a_closed_gate_keeps_waiters_out_until_the_timeout():
+    start_line = gate.StartingGate()
+    assert start_line.is_open is False, "a new gate must be closed: is_open is False"
+    result, took = waited(start_line.wait, SHORT)
+    assert result is False, f"wait(timeout) on a closed gate must return False, got {result!r}"
+    assert took >= SHORT * 0.9, (
+        f"wait({SHORT}) on a closed gate returned after {took:.3f} s: it must block "
+        "until the timeout"
+    )
+
+
+@pytest.mark.points(2)
+def test_an_open_gate_lets_everyone_through_at_once():
+    start_line = gate.StartingGate()
+    start_line.open()
+    assert start_line.is_open is True, "after open(), is_open must be True"
+    result, took = waited(start_line.wait, PATIENCE)
+    assert result is True, f"wait() on an open gate must return True, got {result!r}"
+    assert took < PATIENCE / 2, f"wait() on an open gate blocked for {took:.1f} s"
+    start_line.open()  # opening twice is harmless
+    assert start_line.wait(0) is True and start_line.is_open is True
+
+
+@pytest.mark.points(3)
+def test_one_open_releases_every_waiting_thread():
+    start_line = gate.StartingGate()
+    n = 5
+    ready = threading.Barrier(n + 1, timeout=PATIENCE)
+    results: list[object] = [None] * n
+
+    def runner(i: int) -> None:
+        ready.wait()
+        results[i] = start_line.wait(PATIENCE)
+
+    runners = [threading.Thread(target=runner, args=(i,), name=f"runner-{i}") for i in range(n)]
+    for thread in runners:
+        thread.start()
+    ready.wait()
+    start_line.open()
+    for thread in runners:
+        thread.join(PATIENCE)
+    assert results == [True] * n, (
+        f"one open() must release all {n} waiting threads, each getting True; got {results}"
+    )
+
+
+@pytest.mark.points(3)
+@given(schedules())
+def test_no_runner_starts_before_the_gun_and_no_wakeup_is_lost(schedule):
+    start_line = gate.StartingGate()
+    fired: list[bool] = []
+    early: list[str] = []
+
+    def runner(name: str):
+        def run() -> object:
+            result = start_line.wait()  # no timeout: a lost wakeup is reported as a deadlock
+            if not fired:
+                early.append(name)
+            return result
+
+        return run
+
+    def starter() -> None:
+        fired.append(True)
+        start_line.open()
+
+    results = schedule.run(runner("ann"), runner("bob"), starter)
+    assert not early, f"{early} passed the gate before it was opened"
+    assert results[:2] == [True, True], f"wait() must return True once open; got {results[:2]}"
+
+
+# -- CountDownLatch -------------------------------------------------------------
+
+
+@pytest.mark.points(1)
+def test_latch_negative_count_is_a_value_error():
+    with pytest.raises(ValueError):
+        gate.CountDownLatch(-1)
+
+
+@pytest.mark.points(1)
+def test_a_latch_of_zero_is_open_from_the_start():
+    latch = gate.CountDownLatch(0)
+    assert latch.wait(0) is True, "CountDownLatch(0) has nothing to wait for: wait(0) is True"
+    assert latch.count == 0
+
+
+@pytest.mark.points(3)
+def test_the_latch_opens_exactly_at_zero():
+    latch = gate.CountDownLatch(3)
+    seen = []
+    for _ in range(3):
+        seen.append((latch.count, latch.wait(0)))
+        latch.count_down()
+    seen.append((latch.count, latch.wait(0)))
+    assert seen == [(3, False), (2, False), (1, False), (0, True)], (
+        "count and wait(0) before each count_down() of a CountDownLatch(3), then after the "
+        f"last: expected [(3, False), (2, False), (1, False), (0, True)], got {seen}"
+    )
+
+
+@pytest.mark.points(2)
+def test_the_count_never_goes_negative():
+    latch = gate.CountDownLatch(1)
+    for _ in range(3):
+        latch.count_down()
+    assert latch.count == 0, (
+        f"3 count_down() on a CountDownLatch(1): count must stay 0, got {latch.count}"
+    )
+    assert latch.wait(0) is True
+
+
+@pytest.mark.points(1)
+def test_latch_wait_times_out_with_false():
+    latch = gate.CountDownLatch(1)
+    result, took = waited(latch.wait, SHORT)
+    assert result is False, f"wait(timeout) on a closed latch must return False, got {result!r}"
+    assert took >= SHORT * 0.9, f"wait({SHORT}) on a closed latch returned after {took:.3f} s"
+
+
+@pytest.mark.points(3)
+@given(schedules())
+def test_racing_count_downs_open_the_latch_exactly_once_at_zero(schedule):
+    latch = gate.CountDownLatch(3)
+    done: list[str] = []  # list.append is atomic
+    early: list[str] = []
+
+    def worker(name: str):
+        def work() -> None:
+            done.append(name)
+            latch.count_down()
+
+        return work
+
+    def waiter() -> bool:
+        opened = latch.wait()  # no timeout: a lost count_down is reported as a deadlock
+        if len(done) < 3:
+            early.append(f"the latch opened when only {done} had counted down")
+        return opened
+
+    results = schedule.run(worker("w0"), worker("w1"), worker("w2"), waiter)
+    assert not early, early[0]
+    assert results[3] is True, f"wait() must return True once the count is 0, got {results[3]!r}"
+    assert latch.count == 0, (
+        f"3 threads called count_down() on a CountDownLatch(3), count is {latch.count}: "
+        "an update was lost (guard the decrement and the check for zero with a lock)"
+    )
