@@ -211,6 +211,24 @@ def _alive(process: psutil.Process) -> bool:
         return False
 
 
+def _all_threads_stopped(process: psutil.Process) -> bool:
+    """Every thread of ``process`` is stopped by a signal (or the process is gone)."""
+    tasks = Path(f"/proc/{process.pid}/task")
+    if not tasks.is_dir():  # no procfs (macOS): the process state is all we can see
+        try:
+            return process.status() == psutil.STATUS_STOPPED
+        except psutil.Error:
+            return True
+    for stat in tasks.glob("*/stat"):
+        try:
+            state = stat.read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue  # that thread just ended
+        if state not in ("T", "t"):
+            return False
+    return True
+
+
 class Watchdog:
     """One helper process per session that kills every watched server when the session dies.
 
@@ -487,6 +505,13 @@ class MemcachedServer:
                 raise MemcachedError(f"cannot freeze {self.address}: it is not running")
             self._signal(signal.SIGSTOP)
             self._frozen = True
+            # SIGSTOP is delivered asynchronously: a thread busy on another core
+            # could still answer one more request unless we wait for it to stop.
+            deadline = time.monotonic() + SHUTDOWN_PATIENCE
+            while not _all_threads_stopped(self._process):
+                if time.monotonic() > deadline:
+                    raise MemcachedError(f"{self.address} did not stop on SIGSTOP")
+                time.sleep(0.001)
 
     def thaw(self) -> None:
         """Resume a frozen server. No-op if it is not frozen."""
