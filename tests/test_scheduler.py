@@ -458,21 +458,38 @@ def test_the_same_schedule_gives_the_same_interleaving_under_load(patched):
 # ------------------------------------------------------ uncontrolled blocking
 
 
-def test_a_thread_stuck_outside_the_schedulers_control_is_reported_not_hung():
+def test_a_thread_stuck_outside_the_schedulers_control_is_reported_not_hung(patched):
     import _thread
 
     from pytest_concurrency.scheduler import Scheduler, UncontrolledBlockingError
 
+    def story_of_a_run() -> str:
+        counter = LockedCounter()
+        schedule = Schedule(after_switch=[(2, 0)])
+        schedule.run(counter.incr, counter.incr)
+        return schedule.story
+
+    before = story_of_a_run()
     held = _thread.allocate_lock()  # the interpreter's own lock: the scheduler can't see it
     held.acquire()
+    woke = threading.Event()
+
+    def stuck():
+        held.acquire()
+        woke.set()
+        for _ in range(100):  # steps that must not count in any later run
+            pass
+
     scheduler = Scheduler(stall_timeout=1.0)
     started = time.perf_counter()
-    try:
-        with pytest.raises(UncontrolledBlockingError, match=r"stuck for 1 s at test_scheduler.py:\d+"):
-            scheduler.run([lambda: held.acquire()])
-    finally:
-        held.release()
+    with pytest.raises(UncontrolledBlockingError, match=r"stuck for 1 s at test_scheduler.py:\d+"):
+        scheduler.run([stuck])
     assert time.perf_counter() - started < 30
+    # Once free, the stuck thread is unwound (3.10/3.11) or goes on as an ordinary
+    # thread (3.12+); either way it takes no part in later runs.
+    held.release()
+    woke.wait(1)
+    assert [story_of_a_run() for _ in range(3)] == [before] * 3
 
 
 @pytest.mark.skipif(sys.version_info < (3, 13), reason="time.sleep is audited from 3.13")

@@ -306,7 +306,7 @@ class Scheduler:
         except _Abort:
             pass
         finally:
-            del _state.controlled[record.ident]
+            _state.controlled.pop(record.ident, None)  # type: ignore[arg-type]
             self._finish(record)
             record.exited.release()
 
@@ -330,7 +330,7 @@ class Scheduler:
                     with threading._active_limbo_lock:  # type: ignore[attr-defined]
                         threading._active.pop(record.ident, None)  # type: ignore[attr-defined]
         finally:
-            del _state.controlled[record.ident]  # type: ignore[arg-type]
+            _state.controlled.pop(record.ident, None)  # type: ignore[arg-type]
             record.exited.release()
             self._finish(record)
 
@@ -369,6 +369,11 @@ class Scheduler:
         )
         self.stalled = True
         self.aborting = True
+        self._next_event = -1  # every step of the stuck thread, should it wake, unwinds it
+        if stuck is not None and stuck.ident is not None:
+            # Should it ever wake, it is an ordinary thread again: it must not
+            # take part in a later run (its events would count there).
+            _state.controlled.pop(stuck.ident, None)
         # Unwind the others one at a time from here; the stuck one is left behind.
         for record in self.threads:
             if record is stuck or record.state is FINISHED:
@@ -459,6 +464,8 @@ class Scheduler:
         return True
 
     def _decide(self, record: ThreadRecord, step: int) -> None:
+        if self.stalled:
+            raise _Abort
         if self.aborting:
             if step - self.abort_step > 10_000:  # a thread that swallows its unwinding
                 raise _Abort
