@@ -583,3 +583,17 @@ def test_helper_threads_blocked_for_good_after_the_callables_returned(patched):
     # ...a non-daemon one would keep a real program from exiting.
     with pytest.raises(DeadlockError, match="the callables returned, but 1 thread"):
         Schedule().run(start_worker(daemon=False))
+
+
+def test_started_threads_have_the_same_names_in_every_replay(patched):
+    def start_one():
+        worker = threading.Thread(target=lambda: None)
+        worker.start()
+        worker.join()
+
+    stories = set()
+    for _ in range(3):
+        schedule = Schedule()
+        schedule.run(start_one)
+        stories.add(schedule.story)
+    assert len(stories) == 1 and "Thread-1 (<lambda>)" in stories.pop()

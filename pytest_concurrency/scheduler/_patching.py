@@ -10,6 +10,7 @@ behaviour; every other thread gets what was found.
 from __future__ import annotations
 
 import queue
+import re
 import sys
 import threading
 import time
@@ -65,6 +66,8 @@ def wall_time() -> float:
 
 # -------------------------------------------------------------- threads
 
+_DEFAULT_NAME = re.compile(r"^Thread-\d+")
+
 
 def thread_start(self: threading.Thread) -> None:
     record = _controlled.get(_get_ident())
@@ -77,6 +80,10 @@ def thread_start(self: threading.Thread) -> None:
         raise RuntimeError("threads can only be started once")
     scheduler.sync_point(record, "Thread.start")
     child = scheduler._new_record(self, root=False)
+    # threading numbers unnamed threads process-wide (Thread-57): in the report,
+    # number them within the run, so a replay tells the same story.
+    spawned = sum(1 for t in scheduler.threads if not t.root)
+    child.name = _DEFAULT_NAME.sub(f"Thread-{spawned}", self.name, count=1)
     scheduler._spawn(child)
 
 
