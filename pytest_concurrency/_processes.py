@@ -164,8 +164,14 @@ class ProcessGuard:
     """The child processes started since :meth:`start` (the ``process_guard`` fixture)."""
 
     def __init__(self) -> None:
-        self._me = psutil.Process()
+        self._me_process: psutil.Process | None = None  # made when first needed: most tests never start
         self._before: set[tuple[int, float]] = set()
+
+    @property
+    def _me(self) -> psutil.Process:
+        if self._me_process is None:
+            self._me_process = psutil.Process()
+        return self._me_process
 
     @staticmethod
     def _key(process: psutil.Process) -> tuple[int, float]:
@@ -175,7 +181,7 @@ class ProcessGuard:
             return (process.pid, 0.0)
 
     def _children(self) -> list[psutil.Process]:
-        pids = _descendant_pids(self._me.pid)
+        pids = _descendant_pids(os.getpid())
         if pids is None:  # no /proc children files: psutil scans every process (slow)
             try:
                 return self._me.children(recursive=True)

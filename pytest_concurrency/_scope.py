@@ -20,10 +20,16 @@ HYGIENE_SCOPE_HELP = (
 )
 
 
+_strict_key = pytest.StashKey[bool]()
+
+
 def is_strict(item: pytest.Item) -> bool:
     """Whether leaks and lock-order inversions fail ``item`` (see the module docstring)."""
-    if item.get_closest_marker("hygiene") is not None:
-        return True
-    if exercise_folder(item.path) is not None:
-        return True
-    return item.config.getini("hygiene_scope") == "all"
+    known = item.stash.get(_strict_key, None)
+    if known is None:
+        known = item.stash[_strict_key] = (
+            item.get_closest_marker("hygiene") is not None
+            or exercise_folder(item.path) is not None
+            or item.config.getini("hygiene_scope") == "all"
+        )
+    return known

@@ -36,7 +36,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any
 
@@ -86,15 +86,20 @@ class Held:
     site: Site | None
 
 
-@dataclass
 class Wait:
     """One blocked call, from its start to its end."""
 
-    kind: str  # "acquire", "wait" (condition), "join"
-    target: Any  # the lock, the condition, the thread
-    timed: bool
-    since: float
-    serial: int = field(default_factory=lambda: next(_serials))
+    __slots__ = ("kind", "target", "timed", "since", "serial")
+
+    def __init__(self, kind: str, target: Any, timed: bool, since: float) -> None:
+        self.kind = kind  # "acquire", "wait" (condition), "join"
+        self.target = target  # the lock, the condition, the thread
+        self.timed = timed
+        self.since = since
+        self.serial = next(_serials)
+
+    def __repr__(self) -> str:
+        return f"Wait({self.kind!r}, {self.target!r}, timed={self.timed}, since={self.since:.3f})"
 
 
 @dataclass
@@ -108,10 +113,11 @@ class OrderEdge:
     second_site: Site | None
 
 
-# ident -> (lock, site) pairs held, in order of acquisition.  Each thread
-# mutates its own list; plain tuples, since this is on every acquire.
-_held: dict[int, list[tuple[Any, Site | None]]] = {}
-# ident -> the blocked call it is in.
+# The locks a thread holds form a stack linked through the locks themselves:
+# ident -> the lock it took last (or None), and each held lock's ``_below`` is
+# the one its owner took before it.  One dict store per acquire and release.
+_top: dict[int, Any] = {}
+# ident -> the blocked call it is in (recorded only once a wait outlasts its first slice).
 _waits: dict[int, Wait] = {}
 # ident -> the report: set by the detector, read by the thread between slices.
 _unwound: dict[int, str] = {}
@@ -119,12 +125,46 @@ _unwound: dict[int, str] = {}
 _order: dict[tuple[int, int], OrderEdge] = {}
 _order_lock = _allocate_lock()
 _inversions: list[tuple[OrderEdge, list[OrderEdge]]] = []
+# Called with the new Wait whenever a wait is recorded (the watchdog's alarm clock).
+on_wait: Callable[[Wait], None] | None = None
+
+
+def _line_at(code: CodeType, lasti: int) -> int | None:
+    """The source line of byte offset ``lasti`` in ``code`` (what f_lineno would have said)."""
+    line = None
+    for start, end, number in code.co_lines():
+        if start <= lasti < end:
+            return number
+        if start <= lasti:
+            line = number if number is not None else line
+    return line
+
+
+def _site_of(frame: FrameType | None, lasti: int) -> Site | None:
+    if frame is None:
+        return None
+    if frame.f_code.co_filename in _PLUMBING:  # an entry taken before we walked (should not happen)
+        return _caller_site(frame)
+    line = _line_at(frame.f_code, lasti)
+    return (frame.f_code, line if line is not None else frame.f_lineno)
+
+
+def _chain(lock: Any) -> list[Any]:
+    """The locks of a stack, bottom first."""
+    found = []
+    seen = 0
+    while lock is not None and seen < 10_000:
+        found.append(lock)
+        lock = lock._below
+        seen += 1
+    found.reverse()
+    return found
 
 
 def held_by_thread() -> dict[int, list[Held]]:
     return {
-        ident: [Held(lock, site) for lock, site in list(held)]
-        for ident, held in list(_held.items()) if held
+        ident: [Held(lock, _site_of(lock._frame, lock._lasti)) for lock in _chain(top)]
+        for ident, top in list(_top.items()) if top is not None
     }
 
 
@@ -165,18 +205,32 @@ def _check_timeout(blocking: bool, timeout: float) -> None:
 
 
 def _blocking_acquire(raw: Any, timeout: float | None, kind: str, target: Any) -> bool:
-    """Acquire ``raw`` as a recorded wait, in slices, unwinding on request."""
+    """Acquire ``raw`` as a watched wait, in slices, unwinding on request.
+
+    The first slice is not recorded: most waits end within it (a notify, a
+    release that was about to come), and a deadlock is only one after
+    ``deadlock_timeout``, which is longer than a slice.
+    """
     __tracebackhide__ = True
     me = _get_ident()
-    report = _unwound.get(me)
-    if report is not None:
-        raise _unwind_error(report)
+    if _unwound:
+        report = _unwound.get(me)
+        if report is not None:
+            raise _unwind_error(report)
     timed = timeout is not None and timeout >= 0
     now = _monotonic()
-    deadline = now + timeout if timed else None
-    _waits[me] = Wait(kind, target, timed, now)
+    piece = SLICE if not timed or timeout > SLICE else timeout  # type: ignore[operator]
+    if raw.acquire(True, piece):
+        return True
+    deadline = now + timeout if timed else None  # type: ignore[operator]
+    wait = _waits[me] = Wait(kind, target, timed, now)
+    if on_wait is not None:
+        on_wait(wait)
     try:
         while True:
+            report = _unwound.get(me)
+            if report is not None:
+                raise _unwind_error(report)
             piece = SLICE
             if deadline is not None:
                 remaining = deadline - _monotonic()
@@ -185,33 +239,39 @@ def _blocking_acquire(raw: Any, timeout: float | None, kind: str, target: Any) -
                 piece = min(piece, remaining)
             if raw.acquire(True, piece):
                 return True
-            report = _unwound.get(me)
-            if report is not None:
-                raise _unwind_error(report)
     finally:
         _waits.pop(me, None)
 
 
-def _record_order(held: list[tuple[Any, Site | None]], lock: Any, site: Site | None) -> None:
+def _record_order(lock: Any, below: Any, me: int) -> None:
+    """``lock`` was just taken (blocking) by thread ``me`` holding ``below`` and what is under it."""
     serial = lock._serial
-    for first, first_site in held:
-        if first is lock:
-            continue
-        key = (first._serial, serial)
+    site = None
+    first = below
+    while first is not None:
+        if first is not lock:
+            key = (first._serial, serial)
+            if key not in _order:
+                if site is None:
+                    site = _site_of(lock._frame, lock._lasti)
+                _new_edge(first, lock, key, _site_of(first._frame, first._lasti), site, me)
+        first = first._below
+
+
+def _new_edge(first: Any, lock: Any, key: tuple[int, int], first_site: Site | None,
+              site: Site | None, me: int) -> None:
+    # Not threading.current_thread(): in a thread that is starting it would
+    # create a _DummyThread, whose Event takes a lock, which comes back here.
+    thread = threading._active.get(me)  # type: ignore[attr-defined]
+    name = thread.name if thread is not None else f"thread {me}"
+    edge = OrderEdge(first, lock, name, first_site, site)
+    with _order_lock:
         if key in _order:
-            continue
-        # Not threading.current_thread(): in a thread that is starting it would
-        # create a _DummyThread, whose Event takes a lock, which comes back here.
-        thread = threading._active.get(_get_ident())  # type: ignore[attr-defined]
-        name = thread.name if thread is not None else f"thread {_get_ident()}"
-        edge = OrderEdge(first, lock, name, first_site, site)
-        with _order_lock:
-            if key in _order:
-                continue
-            _order[key] = edge
-            path = _order_path(serial, first._serial)
-            if path is not None:
-                _inversions.append((edge, path))
+            return
+        _order[key] = edge
+        path = _order_path(lock._serial, first._serial)
+        if path is not None:
+            _inversions.append((edge, path))
 
 
 def _order_path(start: int, goal: int) -> list[OrderEdge] | None:
@@ -239,38 +299,41 @@ def order_inversions() -> list[tuple[OrderEdge, list[OrderEdge]]]:
 
 
 def reset_order() -> None:
-    with _order_lock:
-        _order.clear()
-        _inversions.clear()
+    if _order or _inversions:
+        with _order_lock:
+            _order.clear()
+            _inversions.clear()
 
 
-def _took(lock: Any, blocking: bool, frame: FrameType | None) -> None:
+def _took(lock: Any, blocking: bool, frame: FrameType) -> None:
+    """``lock`` was just acquired by this thread from ``frame``: push it on the thread's stack."""
     me = _get_ident()
     lock._owner = me
-    # The caller's site; only plumbing (Condition, Queue, ...) makes us walk further.
-    if frame is not None and frame.f_code.co_filename in _PLUMBING:
-        site = _caller_site(frame)
-    else:
-        site = None if frame is None else (frame.f_code, frame.f_lineno)
-    held = _held.get(me)
-    if held is None:
-        _held[me] = [(lock, site)]
-        return
-    if held and blocking:
-        _record_order(held, lock, site)
-    held.append((lock, site))
+    while frame.f_code.co_filename in _PLUMBING and frame.f_back is not None:
+        frame = frame.f_back  # Condition, Queue, ...: the site is in the code that called them
+    lock._frame = frame
+    lock._lasti = frame.f_lasti
+    below = lock._below = _top.get(me)
+    _top[me] = lock
+    if below is not None and blocking:
+        _record_order(lock, below, me)
 
 
 def _dropped(lock: Any, owner: int | None) -> None:
-    held = _held.get(owner) if owner is not None else None
-    if held:
-        if held[-1][0] is lock:
-            held.pop()
-            return
-        for index in range(len(held) - 2, -1, -1):
-            if held[index][0] is lock:
-                del held[index]
+    """Take ``lock`` off its owner's stack (it is usually the top)."""
+    if owner is None:
+        return
+    top = _top.get(owner)
+    if top is lock:
+        _top[owner] = lock._below
+    else:
+        while top is not None:
+            if top._below is lock:
+                top._below = lock._below
                 break
+            top = top._below
+    lock._below = None
+    lock._frame = None
 
 
 # id(lock) -> the name code uses for it ("a", "self._lock"), filled by name_locks().
@@ -302,13 +365,21 @@ def name_locks(frames: Iterable[FrameType | None]) -> None:
 
 
 class InstrumentedLock:
-    """``threading.Lock`` that knows its owner, its waiters and where it was taken."""
+    """``threading.Lock`` that knows its owner, its waiters and where it was taken.
 
-    __slots__ = ("_raw", "_owner", "_serial", "created", "__weakref__")
+    The uncontended path is a non-blocking acquire of the real lock, then the
+    owner, the caller's frame and offset (the line is worked out only for a
+    report), and a push on the owner's stack of held locks.
+    """
+
+    __slots__ = ("_raw", "_owner", "_below", "_frame", "_lasti", "_serial", "created", "__weakref__")
 
     def __init__(self) -> None:
         self._raw = _allocate_lock()
         self._owner: int | None = None
+        self._below: Any = None
+        self._frame: FrameType | None = None
+        self._lasti = 0
         self._serial = next(_serials)
         self.created = _caller_site(_getframe(1))
 
@@ -323,14 +394,57 @@ class InstrumentedLock:
         _took(self, True, _getframe(1))
         return True
 
+    def __enter__(self) -> bool:
+        # The caller first, outside the locked section (it keeps that short under contention).
+        frame = _getframe(1)
+        if frame.f_code.co_filename in _PLUMBING:
+            frame = _user_frame(frame)
+        lasti = frame.f_lasti
+        if not self._raw.acquire(False):
+            _blocking_acquire(self._raw, None, "acquire", self)
+        me = self._owner = _get_ident()
+        below = self._below = _top.get(me)
+        _top[me] = self
+        self._frame = frame
+        self._lasti = lasti
+        if below is not None:
+            _record_order(self, below, me)
+        return True
+
     def release(self) -> None:
         owner = self._owner
-        if _unwound and _get_ident() in _unwound and (owner != _get_ident() or not self._raw.locked()):
+        if _unwound or owner is None:
+            self._release_unusual(owner)
+            return
+        # Forget the owner before the real release: right after it, another
+        # thread may take the lock and record itself as the owner.
+        self._owner = None
+        if _top.get(owner) is self:
+            _top[owner] = self._below
+            self._frame = None
+        else:
+            _dropped(self, owner)
+        self._raw.release()
+
+    def __exit__(self, *exc_info: object) -> None:
+        owner = self._owner
+        if _unwound or owner is None:
+            self._release_unusual(owner)
+            return
+        self._owner = None  # before the real release, as in release()
+        if _top.get(owner) is self:
+            _top[owner] = self._below  # (a released lock's _below is never read)
+            self._frame = None
+        else:
+            _dropped(self, owner)
+        self._raw.release()
+
+    def _release_unusual(self, owner: int | None) -> None:
+        me = _get_ident()
+        if _unwound and me in _unwound and (owner != me or not self._raw.locked()):
             return  # an unwound thread leaving a `with` whose lock it never got back
         if not self._raw.locked():
             raise RuntimeError("release unlocked lock")
-        # Forget the owner before the real release: right after it, another
-        # thread may take the lock and record itself as the owner.
         self._owner = None
         _dropped(self, owner)
         self._raw.release()
@@ -338,41 +452,16 @@ class InstrumentedLock:
     def locked(self) -> bool:
         return self._raw.locked()
 
-    def __enter__(self) -> bool:
-        if self._raw.acquire(False):
-            me = self._owner = _get_ident()
-            frame = _getframe(1)
-            held = _held.get(me)
-            if not held and frame.f_code.co_filename not in _PLUMBING:
-                # The common case, inlined: a `with` in user code holding nothing else.
-                entry = (self, (frame.f_code, frame.f_lineno))
-                if held is None:
-                    _held[me] = [entry]
-                else:
-                    held.append(entry)
-                return True
-            _took(self, True, frame)
-            return True
-        _blocking_acquire(self._raw, None, "acquire", self)
-        _took(self, True, _getframe(1))
-        return True
-
-    def __exit__(self, *exc_info: object) -> None:
-        owner = self._owner
-        if _unwound or not self._raw.locked():
-            self.release()
-            return
-        self._owner = None  # before the real release, as in release()
-        held = _held.get(owner) if owner is not None else None
-        if held and held[-1][0] is self:
-            held.pop()
-        elif held:
-            _dropped(self, owner)
-        self._raw.release()
+    @property
+    def _is_owned(self) -> Callable[[], bool]:
+        # threading.Condition binds this at creation: for a Lock, "owned" means
+        # "locked" (what Condition's own fallback finds out by trying to acquire).
+        return self._raw.locked
 
     def _at_fork_reinit(self) -> None:
-        self._raw = _allocate_lock()
+        self._raw._at_fork_reinit()
         self._owner = None
+        self._below = self._frame = None
 
     def __repr__(self) -> str:
         state = "locked" if self._raw.locked() else "unlocked"
@@ -382,25 +471,37 @@ class InstrumentedLock:
         return _describe(self, "Lock")
 
 
+def _user_frame(frame: FrameType) -> FrameType:
+    while frame.f_code.co_filename in _PLUMBING and frame.f_back is not None:
+        frame = frame.f_back
+    return frame
+
+
 class InstrumentedRLock:
     """``threading.RLock`` that knows its owner, its waiters and where it was taken."""
 
-    __slots__ = ("_raw", "_owner", "_count", "_serial", "created", "__weakref__")
+    __slots__ = ("_raw", "_owner", "_count", "_below", "_frame", "_lasti", "_serial", "created",
+                 "__weakref__")
 
     def __init__(self) -> None:
         self._raw = _allocate_lock()
         self._owner: int | None = None
         self._count = 0
+        self._below: Any = None
+        self._frame: FrameType | None = None
+        self._lasti = 0
         self._serial = next(_serials)
         self.created = _caller_site(_getframe(1))
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         me = _get_ident()
-        if timeout != -1:
-            _check_timeout(blocking, timeout)
         if self._owner == me:
+            if timeout != -1:
+                _check_timeout(blocking, timeout)
             self._count += 1
             return True
+        if timeout != -1:
+            _check_timeout(blocking, timeout)
         if self._raw.acquire(False):
             self._count = 1
             _took(self, blocking, _getframe(1))
@@ -419,10 +520,14 @@ class InstrumentedRLock:
             if me in _unwound:
                 return
             raise RuntimeError("cannot release un-acquired lock")
-        self._count -= 1
-        if self._count == 0:
+        count = self._count = self._count - 1
+        if count == 0:
             self._owner = None
-            _dropped(self, me)
+            if _top.get(me) is self:
+                _top[me] = self._below
+                self._below = self._frame = None
+            else:
+                _dropped(self, me)
             self._raw.release()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -459,9 +564,10 @@ class InstrumentedRLock:
         return True
 
     def _at_fork_reinit(self) -> None:
-        self._raw = _allocate_lock()
+        self._raw._at_fork_reinit()
         self._owner = None
         self._count = 0
+        self._below = self._frame = None
 
     def __repr__(self) -> str:
         state = "locked" if self._raw.locked() else "unlocked"
@@ -604,7 +710,13 @@ def _watched_join(self: threading.Thread, timeout: float | None = None) -> None:
     report = _unwound.get(me)
     if report is not None:
         raise _unwind_error(report)
-    _waits[me] = Wait("join", self, False, _monotonic())
+    now = _monotonic()
+    _original_join(self, SLICE)  # the first slice is not recorded (most joins end in it)
+    if not self.is_alive():
+        return None
+    wait = _waits[me] = Wait("join", self, False, now)
+    if on_wait is not None:
+        on_wait(wait)
     try:
         while self.is_alive():
             _original_join(self, SLICE)
@@ -663,14 +775,14 @@ def replaced_by_someone_else() -> list[str]:
 
 
 def forget_thread(ident: int) -> None:
-    _held.pop(ident, None)
+    _top.pop(ident, None)
     _waits.pop(ident, None)
 
 
 def forget_dead_threads(alive: set[int | None]) -> None:
     """Drop what ended threads left (their idents may be reused by new threads)."""
-    for ident in [i for i in list(_held) if i not in alive]:
-        _held.pop(ident, None)
+    for ident in [i for i in list(_top) if i not in alive]:
+        _top.pop(ident, None)
 
 
 Callback = Callable[[str], None]

@@ -39,6 +39,8 @@ the lock-order check).
 
 from __future__ import annotations
 
+import _thread
+import contextlib
 import signal
 import sys
 import threading
@@ -50,6 +52,7 @@ from typing import Any
 
 import pytest
 
+from . import _gevent_watch as gw
 from . import _waitgraph as wg
 from ._scope import is_strict
 from .errors import DeadlockError
@@ -73,6 +76,10 @@ class PotentialDeadlockWarning(pytest.PytestWarning):
     """Two locks were taken in opposite orders: with unlucky timing, a deadlock."""
 
 
+class EventLoopBlockedWarning(pytest.PytestWarning):
+    """A greenlet ran for more than half a second without yielding to gevent's event loop."""
+
+
 @dataclass
 class TestState:
     """What the watchdog knows about the test that runs now."""
@@ -83,34 +90,74 @@ class TestState:
     reports: list[str] = field(default_factory=list)
     installed: bool = False
     timeout_snapshot: str | None = None
+    gevent: gw.Watch | None = None
 
 
 class Watchdog:
-    """A daemon thread that looks at the wait-for graph while a test runs."""
+    """A daemon thread that looks at the wait-for graph while a test runs.
+
+    It sleeps until the earliest moment a verdict is possible: the deadline
+    (start + ``timeout``) of the oldest recorded wait with no timeout; a new
+    recorded wait wakes it (``_waitgraph.on_wait``).  With no such wait it
+    does not wake at all.  Past a deadline with no verdict (some thread still
+    runs) it looks again every ``tick``.
+    """
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.tick = max(0.01, min(0.1, timeout / 5))
         self.test: TestState | None = None
         self._stop = False
-        self._wake = threading.Event()
+        # A binary semaphore on a raw lock: locked = nothing new to look at.
+        self._wake = _thread.allocate_lock()
+        self._wake.acquire()
+        self._previous_on_wait: Any = None
         self.thread = threading.Thread(
             target=self._run, name="pytest-concurrency deadlock watchdog", daemon=True
         )
 
     def start(self) -> None:
         if self.timeout > 0:
+            previous = self._previous_on_wait = wg.on_wait
+            wake = self.wake
+            if previous is None:
+                wg.on_wait = wake
+            else:  # a pytester run inside a test: wake both watchdogs
+                def both(wait: wg.Wait) -> None:
+                    wake(wait)
+                    previous(wait)
+                wg.on_wait = both
             self.thread.start()
+
+    def wake(self, wait: Any = None) -> None:
+        with contextlib.suppress(RuntimeError):  # already awake
+            self._wake.release()
 
     def stop(self) -> None:
         self._stop = True
-        self._wake.set()
+        self.wake()
         if self.thread.is_alive():
+            if wg.on_wait is not None:
+                wg.on_wait = self._previous_on_wait
             self.thread.join(2)
+
+    def next_look(self) -> float | None:
+        """Seconds until a verdict may be possible; None: not until a wait is recorded."""
+        if self.test is None:
+            return None
+        soonest = None
+        for wait in list(wg._waits.values()):
+            if not wait.timed:
+                deadline = wait.since + self.timeout
+                soonest = deadline if soonest is None or deadline < soonest else soonest
+        if soonest is None:
+            return None
+        return max(soonest - time.monotonic(), self.tick if soonest <= time.monotonic() else 0.0)
 
     def _run(self) -> None:
         while not self._stop:
-            self._wake.wait(self.tick)
+            delay = self.next_look()
+            self._wake.acquire(True, -1 if delay is None else max(delay, 0.001))
             test = self.test
             if test is None or self._stop:
                 continue
@@ -370,7 +417,10 @@ def pytest_configure(config: pytest.Config) -> None:
     wg.SLICE = max(0.01, min(0.05, timeout / 4)) if timeout > 0 else 0.05
     watchdog = Watchdog(timeout)
     config.stash[_watchdog_key] = watchdog
-    watchdog.start()
+    if not _gevent_patched():
+        # Under monkey patching (an isolated child) its "thread" would be a greenlet that keeps
+        # the event loop busy (no LoopExit, ever); and there is nothing for it to watch.
+        watchdog.start()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -406,11 +456,17 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if item.get_closest_marker("no_deadlock_detection") is None and not _gevent_patched():
         wg.install()
         test.installed = True
+    if "gevent" in sys.modules:
+        test.gevent = gw.begin()
     watchdog.test = test
+    if wg._waits:
+        watchdog.wake()  # waits recorded before the test began: their deadlines count now
     try:
         return (yield)
     finally:
         watchdog.test = None
+        if test.gevent is not None:
+            gw.end()
         if test.installed:
             wg.uninstall()
         wg.forget_unwound([test.thread.ident or 0])
@@ -432,16 +488,38 @@ def _phase(item: pytest.Item, when: str) -> Generator:
         new = test.reports[seen:]
         if new:
             raise _watchdog_error(new[0]) from error
+        if gw.is_loop_exit(error):
+            raise _watchdog_error(gw.loop_exit_report(error)) from None
         message = getattr(error, "msg", "")
         if isinstance(message, str) and message.startswith(PYTEST_TIMEOUT_PREFIX):
             raise _merge_timeout(test, error) from None
+        _check_event_loop(item, test, when, failed=True)
         raise
     new = test.reports[seen:]
     if new:
         raise _watchdog_error(new[0])
+    _check_event_loop(item, test, when, failed=False)
     if when == "call":
         _check_order(item)
     return result
+
+
+def _check_event_loop(item: pytest.Item, test: TestState, when: str, failed: bool) -> None:
+    """Greenlets that blocked gevent's loop: fail a strict test, warn otherwise.
+
+    A phase that failed anyway keeps its own error, with the report as a section.
+    """
+    if test.gevent is None:
+        return
+    report = gw.blocked_report(test.gevent)
+    if report is None:
+        return
+    if failed:
+        item.add_report_section(when, "gevent event loop", report)
+    elif is_strict(item):
+        pytest.fail(report, pytrace=False)
+    else:
+        warnings.warn(EventLoopBlockedWarning(report), stacklevel=2)
 
 
 def _watchdog_error(report: str) -> DeadlockError:
