@@ -177,6 +177,7 @@ class Scheduler:
         self.aborting = False
         self.abort_step = 0
         self.stalled = False
+        self._stuck: ThreadRecord | None = None
         self.done = _real.allocate_lock()
         self.done.acquire()
         # (thread index, code or None, offset or operation name, detail)
@@ -249,7 +250,7 @@ class Scheduler:
         return [record.result for record in self.threads if record.root]
 
     def _stuck_record(self) -> ThreadRecord | None:
-        return self.current if self.stalled else None
+        return self._stuck
 
     def _add_root(self, position: int, function: Callable[[], Any]) -> ThreadRecord:
         name = f"T{position + 1}"
@@ -368,6 +369,7 @@ class Scheduler:
             "schedule.run()."
         )
         self.stalled = True
+        self._stuck = stuck
         self.aborting = True
         self._next_event = -1  # every step of the stuck thread, should it wake, unwinds it
         if stuck is not None and stuck.ident is not None:
