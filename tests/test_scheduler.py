@@ -251,6 +251,23 @@ def test_busy_waiting_for_a_blocked_thread_is_a_livelock(patched):
         Schedule().run(holder, setter)
 
 
+def test_long_honest_work_while_the_others_wait_is_not_a_livelock(patched):
+    lock = threading.Lock()
+
+    def work():
+        with lock:
+            total = 0
+            for i in range(20_000):  # about 60,000 steps, alone
+                total += i
+            return total
+
+    def wait():
+        with lock:
+            return "waited"
+
+    assert Schedule().run(work, wait) == [sum(range(20_000)), "waited"]
+
+
 # ---------------------------------------------------------- primitives
 
 

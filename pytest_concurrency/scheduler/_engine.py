@@ -31,7 +31,6 @@ FINISHED = "finished"
 
 DEFAULT_MAX_STEPS = 200_000
 DEFAULT_FAIR_SLICE = 2_000
-DEFAULT_SPIN_LIMIT = 50_000
 DEFAULT_STALL_TIMEOUT = 10.0
 
 
@@ -151,7 +150,7 @@ class Scheduler:
         *,
         max_steps: int = DEFAULT_MAX_STEPS,
         fair_slice: int = DEFAULT_FAIR_SLICE,
-        spin_limit: int = DEFAULT_SPIN_LIMIT,
+        spin_limit: int | None = None,
         stall_timeout: float = DEFAULT_STALL_TIMEOUT,
         detailed: bool = False,
         record_opportunities: bool = False,
@@ -163,7 +162,9 @@ class Scheduler:
         self.opportunities: list[tuple[int, int]] = []
         self.max_steps = max_steps
         self.fair_slice = fair_slice
-        self.spin_limit = spin_limit
+        # Spinning and long honest work look alike from here: half the budget,
+        # so that raising max_steps for long work raises this too.
+        self.spin_limit = spin_limit if spin_limit is not None else max(max_steps // 2, 1)
         self.stall_timeout = stall_timeout
         self.detailed = detailed
         self.threads: list[ThreadRecord] = []
@@ -475,8 +476,8 @@ class Scheduler:
         if step >= self.max_steps:
             self._fail(
                 LivelockError(
-                    f"the run went past its budget of {self.max_steps:,} steps; "
-                    + self._livelock_story(record)
+                    f"the run went past its budget of {self.max_steps:,} steps "
+                    "(schedules(max_steps=...) to allow more); " + self._livelock_story(record)
                 ),
                 record,
             )
@@ -527,7 +528,8 @@ class Scheduler:
                 LivelockError(
                     f"thread {record.name} ran {self._alone_steps:,} steps while every "
                     "other thread was blocked: it is spinning, waiting for something "
-                    "that cannot happen. " + self._livelock_story(record)
+                    "that cannot happen (if it is long honest work, give the schedule "
+                    "more steps: schedules(max_steps=...)). " + self._livelock_story(record)
                 ),
                 record,
             )
