@@ -1,0 +1,275 @@
+"""Graded tests of exercise 12: Pool.map, apply_async with callbacks, terminate.
+
+The tests run under both start methods (``fork``, and ``spawn`` as on macOS
+and Windows).  What the tests hand to the pool must pickle under ``spawn``,
+where a worker is a fresh interpreter: see :class:`ChildFunction`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import threading
+import time
+from multiprocessing import resource_tracker
+
+import psutil
+import pytest
+
+from pytest_concurrency import load_impl
+
+pool_tasks = load_impl("pool_tasks")
+
+# Generous: a correct implementation needs a fraction of a second, but the
+# machine may be busy.  Only a broken implementation ever waits this long.
+PATIENCE = 20.0
+
+pytestmark = pytest.mark.filterwarnings(
+    # Python 3.12+ warns when forking while threads run; the tests' watchdog is a thread.
+    "ignore:This process .* is multi-threaded:DeprecationWarning"
+)
+
+
+class ChildFunction:
+    """A small function for pool workers, written as the source of a lambda.
+
+    Under ``spawn`` a task is pickled, and a function is pickled by name: one
+    defined in this test file cannot be found by a worker, which cannot import
+    the test module.  A ChildFunction travels as its source text and is
+    rebuilt in the worker, under either start method.
+
+    >>> square = ChildFunction("lambda x: x * x")
+    >>> square(7)
+    49
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._function = eval(source)
+
+    def __call__(self, *args):
+        return self._function(*args)
+
+    def __reduce__(self):
+        return (eval, (self.source,))
+
+    def __repr__(self) -> str:
+        return f"ChildFunction({self.source!r})"
+
+
+square = ChildFunction("lambda x: x * x")
+worker_pid = ChildFunction("lambda x: __import__('os').getpid()")
+inverse_of_x_minus_3 = ChildFunction("lambda x: 1 / (x - 3)")
+# Called with a manager's proxy: waits on a Barrier or an Event, or sets the Event.
+meet = ChildFunction("lambda barrier: barrier.wait(10)")
+sleep_for_ever = ChildFunction("lambda: __import__('time').sleep(3600)")
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def start_method(request):
+    """Run the test with ``multiprocessing``'s default start method set to fork, then spawn."""
+    if request.param not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"the {request.param} start method does not exist on this platform")
+    previous = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method(request.param, force=True)
+    try:
+        yield request.param
+    finally:
+        multiprocessing.set_start_method(previous, force=True)
+
+
+class Children:
+    """The child processes started since the test began (also unreaped, zombie ones)."""
+
+    def __init__(self) -> None:
+        self._me = psutil.Process()
+        self._before = {p.pid for p in self._me.children(recursive=True)}
+
+    def new(self) -> list[psutil.Process]:
+        # multiprocessing's resource tracker (spawn) lives as long as pytest: not the test's.
+        tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+        return [
+            p for p in self._me.children(recursive=True)
+            if p.pid not in self._before and p.pid != tracker
+        ]
+
+    def assert_none_left(self, after: str) -> None:
+        left = self.new()
+        if left:
+            described = ", ".join(f"pid {p.pid} ({_status(p)})" for p in left)
+            self.kill()
+            raise AssertionError(
+                f"{len(left)} child process(es) still there {after}: {described}. "
+                "Join every process you start (a finished process that nobody joined "
+                "stays behind as a zombie)."
+            )
+
+    def kill(self) -> None:
+        for child in self.new():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        deadline = time.monotonic() + PATIENCE
+        for process in multiprocessing.active_children():  # joins (reaps) the ones it knows
+            process.join(max(0.0, deadline - time.monotonic()))
+
+
+def _status(process: psutil.Process) -> str:
+    try:
+        return process.status()
+    except psutil.NoSuchProcess:
+        return "gone"
+
+
+@pytest.fixture(autouse=True)
+def children():
+    watch = Children()
+    yield watch
+    watch.kill()  # whatever a failing implementation left behind does not leak into the next test
+
+
+def within(seconds: float, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, but fail instead of hanging if it has not returned after ``seconds``."""
+    outcome: dict = {}
+
+    def call() -> None:
+        try:
+            outcome["value"] = fn(*args, **kwargs)
+        except BaseException as error:  # handed to the test's thread below
+            outcome["error"] = error
+
+    caller = threading.Thread(target=call, name=f"calling {fn.__name__}", daemon=True)
+    caller.start()
+    caller.join(seconds)
+    if caller.is_alive():
+        raise AssertionError(f"{fn.__name__} did not return within {seconds:g} s: it hangs")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+# --- parallel_map ---------------------------------------------------------------------------
+
+
+@pytest.mark.points(3)
+def test_parallel_map_returns_results_in_order_computed_by_workers(start_method, children):
+    assert within(PATIENCE, pool_tasks.parallel_map, square, range(20), 2) == [
+        x * x for x in range(20)
+    ]
+    pids = within(PATIENCE, pool_tasks.parallel_map, worker_pid, range(8), 2)
+    assert os.getpid() not in pids, "parallel_map ran fn in the test's own process, not in workers"
+    children.assert_none_left("after parallel_map returned (close and join the pool)")
+
+
+@pytest.mark.points(2)
+def test_parallel_map_uses_the_number_of_processes_asked_for(children):
+    pids = within(PATIENCE, pool_tasks.parallel_map, worker_pid, range(12), 1)
+    assert len(set(pids)) == 1, f"processes=1, yet {len(set(pids))} worker processes ran the tasks"
+    children.assert_none_left("after parallel_map returned (close and join the pool)")
+
+
+@pytest.mark.points(3)
+def test_parallel_map_really_runs_tasks_at_the_same_time(children):
+    """Three tasks meet at a three-party barrier: only three workers at once get them through."""
+    with multiprocessing.Manager() as manager:
+        barrier = manager.Barrier(3)
+        try:
+            arrivals = within(PATIENCE, pool_tasks.parallel_map, meet, [barrier] * 3, 3)
+        except threading.BrokenBarrierError:
+            raise AssertionError(
+                "with processes=3, three tasks never ran at the same time"
+            ) from None
+    assert sorted(arrivals) == [0, 1, 2]
+    children.assert_none_left("after parallel_map returned (close and join the pool)")
+
+
+@pytest.mark.points(2)
+def test_parallel_map_keeps_input_order_when_tasks_finish_out_of_order(children):
+    """The first task waits until the second one has finished: results must still be in order."""
+    wait_or_set = ChildFunction("lambda job: job[1].wait(10) if job[0] == 'wait' else job[1].set()")
+    with multiprocessing.Manager() as manager:
+        second_done = manager.Event()
+        results = within(
+            PATIENCE, pool_tasks.parallel_map, wait_or_set,
+            [("wait", second_done), ("set", second_done)], 2,
+        )
+    assert results == [True, None], (
+        f"results must be in the order of the items, not of completion: got {results}"
+    )
+    children.assert_none_left("after parallel_map returned (close and join the pool)")
+
+
+@pytest.mark.points(2)
+def test_an_exception_in_a_task_is_raised_by_parallel_map(start_method, children):
+    with pytest.raises(ZeroDivisionError):
+        within(PATIENCE, pool_tasks.parallel_map, inverse_of_x_minus_3, range(6), 2)
+    children.assert_none_left("after parallel_map raised (terminate or close the pool, then join it)")
+
+
+# --- submit_all -----------------------------------------------------------------------------
+
+
+class CallbackLog:
+    """A callback that notes each result and the process and thread that called it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, int]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, result) -> None:
+        with self._lock:
+            self.calls.append((result, os.getpid()))
+
+
+@pytest.mark.points(3)
+def test_submit_all_calls_back_in_the_parent_and_returns_ordered_results(start_method, children):
+    log = CallbackLog()
+    results = within(PATIENCE, pool_tasks.submit_all, square, range(10), 2, log)
+    assert results == [x * x for x in range(10)], f"results in the order of the items expected: {results}"
+    called_with = sorted(result for result, _ in log.calls)
+    assert called_with == [x * x for x in range(10)], (
+        f"the callback must be called once per result before submit_all returns; it got {called_with}"
+    )
+    assert {pid for _, pid in log.calls} == {os.getpid()}, "callbacks must run in the parent process"
+    children.assert_none_left("after submit_all returned (close, then join the pool)")
+
+
+@pytest.mark.points(2)
+def test_an_exception_in_a_task_is_raised_by_submit_all_after_the_others_finished(children):
+    log = CallbackLog()
+    with pytest.raises(ZeroDivisionError):
+        within(PATIENCE, pool_tasks.submit_all, inverse_of_x_minus_3, range(6), 2, log)
+    called_with = sorted(result for result, _ in log.calls)
+    expected = sorted(1 / (x - 3) for x in range(6) if x != 3)
+    assert called_with == expected, (
+        f"the five tasks that succeeded must still have called back: got {called_with}"
+    )
+    children.assert_none_left("after submit_all raised (close, then join the pool)")
+
+
+# --- first_result ---------------------------------------------------------------------------
+
+
+@pytest.mark.points(3)
+def test_first_result_returns_the_fastest_and_terminates_the_rest(start_method, children):
+    fast = ChildFunction("lambda: 'fast'")
+    started = time.monotonic()
+    result = within(PATIENCE, pool_tasks.first_result, [sleep_for_ever, fast, sleep_for_ever], 3, PATIENCE)
+    assert result == "fast"
+    elapsed = time.monotonic() - started
+    assert elapsed < PATIENCE, f"first_result took {elapsed:.1f} s"
+    children.assert_none_left("after first_result returned (terminate the pool, then join it)")
+
+
+@pytest.mark.points(2)
+def test_first_result_raises_timeout_error_when_nothing_finishes(children):
+    with pytest.raises((TimeoutError, multiprocessing.TimeoutError)):
+        within(PATIENCE, pool_tasks.first_result, [sleep_for_ever, sleep_for_ever], 2, 0.5)
+    children.assert_none_left("after first_result timed out (terminate the pool, then join it)")
+
+
+@pytest.mark.points(1)
+def test_first_result_raises_the_exception_of_the_first_task_to_finish(children):
+    with pytest.raises(ZeroDivisionError):
+        within(PATIENCE, pool_tasks.first_result, [sleep_for_ever, ChildFunction("lambda: 1 / 0")], 2, PATIENCE)
+    children.assert_none_left("after first_result raised (terminate the pool, then join it)")

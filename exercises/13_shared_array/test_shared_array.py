@@ -1,0 +1,220 @@
+"""Graded tests of exercise 13: processes writing into one shared ``multiprocessing.Array``.
+
+Lost updates are made likely, not left to luck: four processes add to a
+handful of cells hundreds of thousands of times, so that without the
+array's lock read-modify-writes from different processes overlap on every
+run.  The tests run under both start methods (``fork``, and ``spawn`` as on
+macOS and Windows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import threading
+import time
+from collections import Counter
+from multiprocessing import resource_tracker
+from multiprocessing.process import BaseProcess
+
+import psutil
+import pytest
+
+from pytest_concurrency import load_impl
+
+shared_array = load_impl("shared_array")
+
+# Generous: a correct implementation needs a fraction of a second, but the
+# machine may be busy.  Only a broken implementation ever waits this long.
+PATIENCE = 30.0
+
+pytestmark = pytest.mark.filterwarnings(
+    # Python 3.12+ warns when forking while threads run; the tests' watchdog is a thread.
+    "ignore:This process .* is multi-threaded:DeprecationWarning"
+)
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def start_method(request):
+    """Run the test with ``multiprocessing``'s default start method set to fork, then spawn."""
+    if request.param not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"the {request.param} start method does not exist on this platform")
+    previous = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method(request.param, force=True)
+    try:
+        yield request.param
+    finally:
+        multiprocessing.set_start_method(previous, force=True)
+
+
+class Children:
+    """The child processes started since the test began (also unreaped, zombie ones)."""
+
+    def __init__(self) -> None:
+        self._me = psutil.Process()
+        self._before = {p.pid for p in self._me.children(recursive=True)}
+
+    def new(self) -> list[psutil.Process]:
+        # multiprocessing's resource tracker (spawn) lives as long as pytest: not the test's.
+        tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+        return [
+            p for p in self._me.children(recursive=True)
+            if p.pid not in self._before and p.pid != tracker
+        ]
+
+    def assert_none_left(self, after: str) -> None:
+        left = self.new()
+        if left:
+            described = ", ".join(f"pid {p.pid} ({_status(p)})" for p in left)
+            self.kill()
+            raise AssertionError(
+                f"{len(left)} child process(es) still there {after}: {described}. "
+                "Join every process you start (a finished process that nobody joined "
+                "stays behind as a zombie)."
+            )
+
+    def kill(self) -> None:
+        for child in self.new():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        deadline = time.monotonic() + PATIENCE
+        for process in multiprocessing.active_children():  # joins (reaps) the ones it knows
+            process.join(max(0.0, deadline - time.monotonic()))
+
+
+def _status(process: psutil.Process) -> str:
+    try:
+        return process.status()
+    except psutil.NoSuchProcess:
+        return "gone"
+
+
+@pytest.fixture(autouse=True)
+def children():
+    watch = Children()
+    yield watch
+    watch.kill()  # whatever a failing implementation left behind does not leak into the next test
+
+
+def within(seconds: float, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, but fail instead of hanging if it has not returned after ``seconds``."""
+    outcome: dict = {}
+
+    def call() -> None:
+        try:
+            outcome["value"] = fn(*args, **kwargs)
+        except BaseException as error:  # handed to the test's thread below
+            outcome["error"] = error
+
+    caller = threading.Thread(target=call, name=f"calling {fn.__name__}", daemon=True)
+    caller.start()
+    caller.join(seconds)
+    if caller.is_alive():
+        raise AssertionError(f"{fn.__name__} did not return within {seconds:g} s: it hangs")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+@pytest.fixture
+def started_processes(monkeypatch) -> list[BaseProcess]:
+    """Every process started during the test (a spy: the processes really start)."""
+    started: list[BaseProcess] = []
+    real_start = BaseProcess.start
+
+    def start(process: BaseProcess) -> None:
+        started.append(process)
+        real_start(process)
+
+    monkeypatch.setattr(BaseProcess, "start", start)
+    return started
+
+
+# --- fill ----------------------------------------------------------------------------------
+
+
+@pytest.mark.points(3)
+def test_fill_sets_every_cell_to_its_index_plus_100(start_method, children):
+    arr = multiprocessing.Array("i", 1000)
+    within(PATIENCE, shared_array.fill, arr, 4)
+    wrong = [(i, arr[i]) for i in range(len(arr)) if arr[i] != i + 100]
+    assert not wrong, (
+        f"{len(wrong)} of 1000 cells are not index + 100, e.g. (index, value) {wrong[:5]}"
+    )
+    children.assert_none_left("after fill returned (join every process)")
+
+
+@pytest.mark.points(2)
+def test_fill_splits_the_work_across_n_processes(started_processes, children):
+    arr = multiprocessing.Array("i", 90)
+    within(PATIENCE, shared_array.fill, arr, 3)
+    assert len(started_processes) == 3, (
+        f"fill(arr, 3) started {len(started_processes)} processes, not 3"
+    )
+    assert arr[:] == [i + 100 for i in range(90)], "fill left cells unset"
+    children.assert_none_left("after fill returned (join every process)")
+
+
+@pytest.mark.points(1)
+def test_fill_works_with_one_process_and_with_more_processes_than_cells(children):
+    one = multiprocessing.Array("i", 7)
+    within(PATIENCE, shared_array.fill, one, 1)
+    assert one[:] == [i + 100 for i in range(7)]
+    small = multiprocessing.Array("i", 3)
+    within(PATIENCE, shared_array.fill, small, 5)
+    assert small[:] == [100, 101, 102], f"fill(Array of 3, 5 processes) gave {small[:]}"
+    children.assert_none_left("after fill returned (join every process)")
+
+
+# --- count_into -----------------------------------------------------------------------------
+
+CELLS = 4
+# Copies of each value: heavy duplication, so that unlocked `arr[v] += 1` from
+# four processes lose updates on every run (fork: children start together).
+# Spawn children start far apart on a busy machine; there the test checks
+# exactness and pickling with less data.
+COPIES = {"fork": 50_000, "spawn": 5_000}
+
+
+def expected_counts(data: list[int], cells: int, start: int = 0) -> list[int]:
+    counts = Counter(data)
+    return [start + counts[v] for v in range(cells)]
+
+
+@pytest.mark.points(5)
+def test_count_into_counts_exactly_under_heavy_duplication(start_method, children):
+    """Measured: without the array's lock (or with it taken separately for the read and
+    the write), this test failed 30 runs out of 30 (see tests/broken/13_shared_array)."""
+    data = list(range(CELLS)) * COPIES[start_method]
+    arr = multiprocessing.Array("i", CELLS)
+    within(PATIENCE, shared_array.count_into, arr, data, 4)
+    expected = expected_counts(data, CELLS)
+    lost = sum(expected) - sum(arr[:])
+    assert arr[:] == expected, (
+        f"counts {arr[:]}, expected {expected}: {lost} updates were lost. `arr[v] += 1` reads, "
+        "then writes: hold arr.get_lock() around both"
+    )
+    children.assert_none_left("after count_into returned (join every process)")
+
+
+@pytest.mark.points(2)
+def test_count_into_adds_to_what_the_array_holds(children):
+    arr = multiprocessing.Array("i", [5, 5, 5, 5, 5])
+    data = [0, 1, 1, 4, 4, 4] * 10
+    within(PATIENCE, shared_array.count_into, arr, data, 2)
+    assert arr[:] == expected_counts(data, 5, start=5), (
+        f"count_into must add to the counts already there: got {arr[:]}"
+    )
+    children.assert_none_left("after count_into returned (join every process)")
+
+
+@pytest.mark.points(2)
+def test_count_into_splits_the_data_across_n_processes(started_processes, children):
+    data = [0, 1, 2] * 100
+    arr = multiprocessing.Array("i", 3)
+    within(PATIENCE, shared_array.count_into, arr, data, 3)
+    assert len(started_processes) == 3, (
+        f"count_into(arr, data, 3) started {len(started_processes)} processes, not 3"
+    )
+    assert arr[:] == [100, 100, 100], f"counts {arr[:]}, expected [100, 100, 100]"
+    children.assert_none_left("after count_into returned (join every process)")
