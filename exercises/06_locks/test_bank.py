@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 
 from pytest_concurrency import DeadlockError, load_impl, schedules
+from pytest_concurrency.schedules import explore_all
 
 bank = load_impl("bank")
 
@@ -144,38 +145,47 @@ def test_a_transfer_can_take_a_lock_it_already_holds(schedule):
 
 
 @pytest.mark.points(3)
-@given(schedules(max_steps=MAX_STEPS))
-def test_no_deposit_is_lost(schedule):
-    account = bank.Account(0)
+def test_no_deposit_is_lost():
+    bank.Account(0).deposit(1)  # not written yet: fail here, as "not started"
 
-    def deposit_twice() -> None:
-        account.deposit(1)
-        account.deposit(1)
+    def scenario(schedule) -> None:
+        account = bank.Account(0)
 
-    schedule.run(deposit_twice, deposit_twice)
-    assert account.balance == 4, (
-        f"{4 - account.balance} of 4 deposits were lost: the balance is {account.balance}. "
-        "`balance += amount` reads, adds and writes: another thread can run in between"
-    )
+        def deposit_twice() -> None:
+            account.deposit(1)
+            account.deposit(1)
+
+        schedule.run(deposit_twice, deposit_twice)
+        assert account.balance == 4, (
+            f"{4 - account.balance} of 4 deposits were lost: the balance is {account.balance}. "
+            "`balance += amount` reads, adds and writes: another thread can run in between"
+        )
+
+    # Small enough to try every interleaving with one preemption: no luck involved.
+    assert explore_all(scenario, max_preemptions=1).exhausted
 
 
 @pytest.mark.points(3)
-@given(schedules(max_steps=MAX_STEPS))
-def test_concurrent_withdrawals_never_overdraw(schedule):
-    account = bank.Account(100)
+def test_concurrent_withdrawals_never_overdraw():
+    bank.Account(100).withdraw(1)  # not written yet: fail here, as "not started"
 
-    def withdraw_60() -> str:
-        try:
-            account.withdraw(60)
-        except bank.InsufficientFunds:
-            return "refused"
-        return "paid"
+    def scenario(schedule) -> None:
+        account = bank.Account(100)
 
-    outcomes = schedule.run(withdraw_60, withdraw_60)
-    assert sorted(outcomes) == ["paid", "refused"] and account.balance == 40, (
-        f"two withdrawals of 60 from 100 ended {outcomes} with a balance of {account.balance}: "
-        "check the balance and take the money while holding the lock"
-    )
+        def withdraw_60() -> str:
+            try:
+                account.withdraw(60)
+            except bank.InsufficientFunds:
+                return "refused"
+            return "paid"
+
+        outcomes = schedule.run(withdraw_60, withdraw_60)
+        assert sorted(outcomes) == ["paid", "refused"] and account.balance == 40, (
+            f"two withdrawals of 60 from 100 ended {outcomes} with a balance of {account.balance}: "
+            "check the balance and take the money while holding the lock"
+        )
+
+    assert explore_all(scenario, max_preemptions=1).exhausted
 
 
 @pytest.mark.points(3)
