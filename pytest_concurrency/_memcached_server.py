@@ -203,30 +203,47 @@ class Connection:
 # The watchdog: no server outlives the session
 
 
+def _thread_states(process: psutil.Process) -> list[str] | None:
+    """The state letter of each thread (``R``, ``S``, ``T``, ``Z``…), or None without procfs."""
+    tasks = Path(f"/proc/{process.pid}/task")
+    if not tasks.is_dir():
+        return None
+    states = []
+    for stat in tasks.glob("*/stat"):
+        try:
+            states.append(stat.read_text().rpartition(")")[2].split()[0])
+        except (OSError, IndexError):
+            continue  # that thread just ended
+    return states
+
+
 def _alive(process: psutil.Process) -> bool:
-    """Running, stopped or sleeping; not gone, not a zombie waiting for a parent that never reaps."""
+    """Still holding its sockets: not gone, and not only a zombie waiting for a parent.
+
+    A multi-threaded process's main thread turns zombie while the other
+    threads still exit, and the listening socket is closed only when the last
+    one has: every thread must be a zombie (or gone) for the port to be free.
+    """
     try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+        if not process.is_running():
+            return False
+        if process.status() != psutil.STATUS_ZOMBIE:
+            return True
     except psutil.Error:
         return False
+    states = _thread_states(process)
+    return bool(states) and any(state not in ("Z", "X", "x") for state in states)
 
 
 def _all_threads_stopped(process: psutil.Process) -> bool:
     """Every thread of ``process`` is stopped by a signal (or the process is gone)."""
-    tasks = Path(f"/proc/{process.pid}/task")
-    if not tasks.is_dir():  # no procfs (macOS): the process state is all we can see
+    states = _thread_states(process)
+    if states is None:  # no procfs (macOS): the process state is all we can see
         try:
             return process.status() == psutil.STATUS_STOPPED
         except psutil.Error:
             return True
-    for stat in tasks.glob("*/stat"):
-        try:
-            state = stat.read_text().rpartition(")")[2].split()[0]
-        except (OSError, IndexError):
-            continue  # that thread just ended
-        if state not in ("T", "t"):
-            return False
-    return True
+    return all(state in ("T", "t") for state in states)
 
 
 class Watchdog:
@@ -251,7 +268,8 @@ class Watchdog:
     def _start(self) -> None:
         launcher = subprocess.Popen(
             [sys.executable, "-u", str(self.SCRIPT)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            # Not our stderr: whoever reads the session's output must see it end with the session.
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C must not reach it
         )
         assert launcher.stdin is not None and launcher.stdout is not None
@@ -347,7 +365,7 @@ def _launch_detached(command: list[str], log: Path) -> psutil.Process:
         return psutil.Process(int(pid_text))
     except psutil.NoSuchProcess:
         # Exited already: a Process that says so, for the caller's error message.
-        raise MemcachedError(f"{command[0]} exited at once: {_read(log)}") from None
+        raise MemcachedError(f"{command[0]} exited before answering: {_read(log)}") from None
 
 
 def _read(path: Path) -> str:
