@@ -93,7 +93,9 @@ def test_clock_thread_is_a_named_daemon_thread_that_waits_for_start(clocks):
     unnamed = clock.ClockThread(1.0, log)
     clocks += [named, unnamed]
     assert isinstance(named, threading.Thread), "ClockThread must subclass threading.Thread"
-    assert named.name == "wall-clock", f"name='wall-clock' was given, the thread is named {named.name!r}"
+    assert named.name == "wall-clock", (
+        f"name='wall-clock' was given, the thread is named {named.name!r}"
+    )
     assert unnamed.name != "wall-clock" and unnamed.name, "without a name, Thread picks one"
     assert named.daemon and unnamed.daemon, (
         "a ClockThread must be a daemon thread: a forgotten clock never keeps the program alive"
@@ -191,7 +193,9 @@ def test_a_clock_stopped_before_start_never_ticks(clocks):
     ticker.stop()
     ticker.start()
     joined(ticker, "stop() before start()")
-    assert log.numbers == [], f"the clock was stopped before it started, yet it ticked {log.numbers}"
+    assert log.numbers == [], (
+        f"the clock was stopped before it started, yet it ticked {log.numbers}"
+    )
 
 
 @pytest.mark.points(3)
