@@ -1,13 +1,28 @@
-"""The fresh interpreter of an ``isolated`` test: ``python -m pytest_concurrency._isolated_child``.
+"""The fresh interpreter of ``isolated`` tests: ``python -m pytest_concurrency._isolated_child``.
 
 Started by :mod:`pytest_concurrency.isolation`, never by hand.  It imports the
 student's modules *first*, exactly as ``import crawler`` would, so that a
 ``monkey.patch_all()`` at their top runs before pytest, threading and socket
-users are imported; then it runs pytest on the one test and writes each
-report, serialized, to a file the parent reads back::
+users are imported; then it collects the tests it was given and waits for the
+parent to say which one to run next::
 
-    python -m pytest_concurrency._isolated_child --reports R.jsonl --timeout 120 \\
+    python -m pytest_concurrency._isolated_child --commands 5 --reports 6 \\
+        --stacks S.txt --timeout 120 \\
         --preload crawler=/kit/exercises/17_gevent_crawler/crawler.py -- <pytest args>
+
+The two file descriptors are pipes from and to the parent, one JSON object a
+line.  The parent writes ``{"op": "run", "nodeid": ..., "next": ...,
+"timeout": ...}``; ``next`` is the test the parent runs after this one when
+this interpreter runs it too (so module and session fixtures stay up between
+the two), or null.  The child answers, in order, ``collect`` (a failed
+collection, once, before anything else), ``start``, one ``test`` per report
+(setup, call, teardown) as it is made, and ``done``; or ``missing`` when it
+has no such test.  When the commands pipe closes, the child tears everything
+down and exits.
+
+While a test runs, faulthandler dumps every thread's stack into the stacks file
+and ends the interpreter once the test's ``timeout`` has passed (interpreter
+start, preload and collection count towards the first test's).
 
 Nothing here may import pytest, threading or socket before the preload.
 """
@@ -45,46 +60,74 @@ def preload(module: str, path: str) -> None:
         sys.modules.pop(module, None)
 
 
-def parse(argv: list[str]) -> tuple[str, float, list[tuple[str, str]], list[str]]:
+USAGE = (
+    "usage: _isolated_child --commands FD --reports FD [--stacks PATH] [--timeout S] "
+    "[--preload NAME=PATH]... -- PYTEST ARGS"
+)
+
+
+def parse(argv: list[str]) -> dict[str, Any]:
     if "--" not in argv:
-        raise SystemExit("usage: _isolated_child --reports PATH [--timeout S] [--preload NAME=PATH]... -- PYTEST ARGS")
+        raise SystemExit(USAGE)
     split = argv.index("--")
     own, pytest_args = argv[:split], argv[split + 1 :]
-    reports, timeout, preloads = "", 0.0, []
+    options: dict[str, Any] = {"commands": -1, "reports": -1, "stacks": "", "timeout": 0.0,
+                               "preloads": [], "pytest_args": pytest_args}
     pairs = iter(own)
     for flag in pairs:
         value = next(pairs, None)
         if value is None:
             raise SystemExit(f"_isolated_child: {flag} needs a value")
-        if flag == "--reports":
-            reports = value
+        if flag in ("--commands", "--reports"):
+            options[flag[2:]] = int(value)
+        elif flag == "--stacks":
+            options["stacks"] = value
         elif flag == "--timeout":
-            timeout = float(value)
+            options["timeout"] = float(value)
         elif flag == "--preload":
             name, _, path = value.partition("=")
-            preloads.append((name, path))
+            options["preloads"].append((name, path))
         else:
             raise SystemExit(f"_isolated_child: unknown option {flag}")
-    if not reports:
-        raise SystemExit("_isolated_child: --reports PATH is required")
-    return reports, timeout, preloads, pytest_args
+    if options["commands"] < 0 or options["reports"] < 0:
+        raise SystemExit(USAGE)
+    return options
 
 
 def main(argv: list[str]) -> int:
-    reports, timeout, preloads, pytest_args = parse(argv)
+    options = parse(argv)
     os.environ[CHILD_ENV] = "1"
-    if timeout > 0:
-        # The parent kills us a little later; this leaves every thread's stack in the report.
-        # Into a file of our own: pytest's capture owns file descriptor 2 while the test runs.
-        stacks = open(reports + ".stacks", "w", encoding="utf-8")  # noqa: SIM115  (lives until exit)
-        faulthandler.dump_traceback_later(timeout, exit=True, file=stacks)
-    for name, path in preloads:
+    # Our pipes to the parent are ours alone: a process a test starts must not hold them open.
+    for fd in (options["commands"], options["reports"]):
+        os.set_inheritable(fd, False)
+    commands = os.fdopen(options["commands"], "r", encoding="utf-8")
+    reports = os.fdopen(options["reports"], "w", encoding="utf-8")
+    # Into a file of our own: pytest's capture owns file descriptor 2 while a test runs.
+    stacks = open(options["stacks"] or os.devnull, "w", encoding="utf-8")  # noqa: SIM115  (lives until exit)
+    watchdog = Watchdog(stacks)
+    watchdog.arm(options["timeout"])  # the preload and collection count towards the first test
+    for name, path in options["preloads"]:
         preload(name, path)
 
     import pytest
 
-    with open(reports, "w", encoding="utf-8") as stream:
-        return int(pytest.main(pytest_args, plugins=[ReportWriter(stream)]))
+    # Before pytest's own loop (which would run every item): it never runs here.
+    pytest.hookimpl(tryfirst=True)(Driver.pytest_runtestloop)
+    return int(pytest.main(options["pytest_args"], plugins=[Driver(commands, reports, watchdog)]))
+
+
+class Watchdog:
+    """faulthandler's timer: the stacks of every thread, then the end of the interpreter."""
+
+    def __init__(self, stacks: IO[str]) -> None:
+        self.stacks = stacks
+
+    def arm(self, timeout: float) -> None:
+        if timeout > 0:
+            faulthandler.dump_traceback_later(timeout, exit=True, file=self.stacks)
+
+    def disarm(self) -> None:
+        faulthandler.cancel_dump_traceback_later()
 
 
 class ReportWriter:
@@ -97,10 +140,13 @@ class ReportWriter:
     def pytest_configure(self, config: Any) -> None:
         self.config = config
 
+    def send(self, message: dict[str, Any]) -> None:
+        self.stream.write(json.dumps(message, default=repr) + "\n")
+        self.stream.flush()
+
     def _write(self, kind: str, report: Any) -> None:
         data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
-        self.stream.write(json.dumps({"kind": kind, "data": data}, default=repr) + "\n")
-        self.stream.flush()
+        self.send({"kind": kind, "data": data})
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         self._write("test", report)
@@ -108,6 +154,38 @@ class ReportWriter:
     def pytest_collectreport(self, report: Any) -> None:
         if report.failed:
             self._write("collect", report)
+
+
+class Driver(ReportWriter):
+    """Runs the tests the parent asks for, one at a time, in the order it asks."""
+
+    def __init__(self, commands: IO[str], reports: IO[str], watchdog: Watchdog) -> None:
+        super().__init__(reports)
+        self.commands = commands
+        self.watchdog = watchdog
+
+    def pytest_runtestloop(self, session: Any) -> bool:
+        self.watchdog.disarm()
+        items = {item.nodeid: item for item in session.items}
+        for line in self.commands:
+            try:
+                command = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if command.get("op") != "run":
+                continue
+            nodeid = command.get("nodeid")
+            item = items.pop(nodeid, None)
+            if item is None:
+                self.send({"kind": "missing", "nodeid": nodeid})
+                continue
+            nextitem = items.get(command.get("next") or "")
+            self.watchdog.arm(float(command.get("timeout") or 0))
+            self.send({"kind": "start", "nodeid": nodeid})
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            self.watchdog.disarm()
+            self.send({"kind": "done", "nodeid": nodeid})
+        return True
 
 
 if __name__ == "__main__":

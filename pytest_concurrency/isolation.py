@@ -22,9 +22,19 @@ exercise's module while collecting (it would patch the parent): ``load_impl``
 returns a stand-in there, and the real module only in the child.  A single
 test can be marked too, but then its module's imports happen in the parent.
 
-A child that runs longer than ``timeout`` seconds (default 120) has the stacks
-of its threads dumped and is killed with everything it started; the test
-fails with that dump.  A child that crashes fails the test with its output.
+One interpreter serves a whole run of isolated tests: the consecutive isolated
+tests of one module (same ``preload``) are collected together in one child,
+which imports the module once and runs them one by one as the parent asks,
+with module and session fixtures shared as pytest would share them; each
+test's reports reach the parent as soon as it ends.  Under xdist each worker
+has its own child.  ``@pytest.mark.isolated(shared=False)`` gives a test an
+interpreter of its own.
+
+A test that runs longer than ``timeout`` seconds (default 120; for the first
+test of a child, counted from the interpreter's start) has the stacks of its
+threads dumped and its child is killed with everything it started; the test
+fails with that dump.  A child that crashes fails the running test with its
+exit status and output.  Either way, the tests after it get a new child.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import ast
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -40,7 +51,7 @@ import sys
 import tempfile
 import time
 import types
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,14 +63,15 @@ from .impl import impl_root, module_path
 from .layout import exercise_folder
 
 ISOLATED_HELP = (
-    "isolated(timeout=120): run this test in a fresh interpreter in which the exercise's "
-    "module is imported first (gevent monkey patching); killed after timeout seconds"
+    "isolated(timeout=120, shared=True): run this test in a fresh interpreter in which the "
+    "exercise's module is imported first (gevent monkey patching), shared with the isolated "
+    "tests after it in the same module unless shared=False; killed after timeout seconds"
 )
 DEFAULT_TIMEOUT = 120.0
 # After the child's own faulthandler deadline: time for it to print the stacks and exit.
 KILL_GRACE = 10.0
 OUTPUT_TAIL = 6000
-# Options of the parent that make no sense in a one-test child.
+# Options of the parent that make no sense in a child.
 _NOT_FORWARDED = {"grade_json"}
 
 _parser: pytest.Parser | None = None
@@ -78,22 +90,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", ISOLATED_HELP)
+    config.pluginmanager.register(_PhaseWatch(), "concurrency-isolation-patching")
 
 
 @dataclass(frozen=True)
 class IsolationSettings:
     timeout: float
     preload: tuple[str, ...] | None  # None: the exercise's modules
+    shared: bool = True  # False: an interpreter of its own
 
 
 def settings_of(item: pytest.Item) -> IsolationSettings:
     marker = item.get_closest_marker("isolated")
     assert marker is not None
-    unknown = set(marker.kwargs) - {"timeout", "preload"}
+    unknown = set(marker.kwargs) - {"timeout", "preload", "shared"}
     if marker.args or unknown:
         raise pytest.UsageError(
-            f"{item.nodeid}: @pytest.mark.isolated takes only timeout= and preload=, "
+            f"{item.nodeid}: @pytest.mark.isolated takes only timeout=, preload= and shared=, "
             f"got args={marker.args!r} kwargs={sorted(unknown)}"
+        )
+    shared = marker.kwargs.get("shared", True)
+    if not isinstance(shared, bool):
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.isolated(shared=...) is True or False, got {shared!r}"
         )
     timeout = marker.kwargs.get("timeout", DEFAULT_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
@@ -110,7 +129,7 @@ def settings_of(item: pytest.Item) -> IsolationSettings:
             raise pytest.UsageError(
                 f"{item.nodeid}: @pytest.mark.isolated(preload=...) takes module names, got {preload!r}"
             )
-    return IsolationSettings(float(timeout), preload)
+    return IsolationSettings(float(timeout), preload, shared)
 
 
 def exercise_modules(test_file: Path) -> list[str]:
@@ -172,6 +191,8 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, A
     stand_ins = _stand_ins_for(collector)
     saved = {name: sys.modules.get(name) for name in stand_ins}
     sys.modules.update(stand_ins)
+    watch = not stand_ins and isinstance(collector, pytest.Module) and not in_isolated_child()
+    patched_before = watch and gevent_patched()
     try:
         return (yield)
     finally:
@@ -180,6 +201,8 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, A
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = previous
+        if watch and not patched_before and gevent_patched():
+            _caught_patching(collector.config, collector.path, f"importing {_shown(collector)}")
 
 
 def _stand_ins_for(collector: pytest.Collector) -> dict[str, types.ModuleType]:
@@ -195,7 +218,217 @@ def _stand_ins_for(collector: pytest.Collector) -> dict[str, types.ModuleType]:
     return {name: NotInThisInterpreter(name, path) for name, path in paths}
 
 
+# --- monkey patching outside isolated tests ----------------------------------------------
+
+NO_PATCHING = (
+    "{what} called gevent.monkey.patch_all() (it patched: {patched}). That patches the whole "
+    "pytest process, which also runs every other exercise, so this exercise must not "
+    "monkey-patch: remove the patch_all() (gevent.spawn, gevent.sleep and gevent's Events "
+    "need none). (A kit test that needs a patched interpreter must be marked "
+    "@pytest.mark.isolated.) The patches were undone; this exercise's tests fail."
+)
+
+_patching_key = pytest.StashKey[dict[str, str]]()
+
+
+def gevent_patched() -> bool:
+    """Whether ``gevent.monkey`` patched anything in this interpreter (never imports gevent)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_anything_patched())
+
+
+def unpatch_gevent() -> list[str]:
+    """Undo ``gevent.monkey``'s patches, as far as that goes; the names of the modules it patched.
+
+    Every attribute gevent replaced is put back (gevent keeps the originals),
+    and the main thread, which ``patch_thread`` re-keys under the greenlet's id
+    and gives a gevent lock, is a plain thread again: threads, sockets,
+    ``time.sleep`` and the interpreter's exit work as before.  Objects created
+    while patched (a gevent lock someone kept) stay what they are.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_anything_patched():
+        return []
+    saved: dict[str, dict[str, Any]] = monkey.saved
+    names = sorted(name for name in saved if name in sys.modules)
+    real_get_ident = saved.get("_thread", {}).get("get_ident") or saved.get("threading", {}).get("get_ident")
+    real_allocate_lock = saved.get("_thread", {}).get("allocate_lock")
+    for module_name, attributes in list(saved.items()):
+        module = sys.modules.get(module_name)
+        if module is not None:
+            for attribute, original in attributes.items():
+                setattr(module, attribute, original)
+    saved.clear()
+    threading = sys.modules.get("threading")
+    if threading is not None and real_get_ident is not None:
+        main = threading.main_thread()
+        real_tstate_lock = main.__dict__.pop("_gevent_real_tstate_lock", None)
+        if real_tstate_lock is not None:
+            main._tstate_lock = real_tstate_lock
+        main.__dict__.pop("_greenlet", None)
+        ident = real_get_ident()
+        if main._ident != ident and main._ident in threading._active:
+            threading._active[ident] = threading._active.pop(main._ident)
+            main._ident = ident
+        threading._dangling.add(main)
+        if real_allocate_lock is not None:
+            threading._active_limbo_lock = real_allocate_lock()
+            futures = sys.modules.get("concurrent.futures.thread")
+            if futures is not None and hasattr(futures, "_global_shutdown_lock"):
+                futures._global_shutdown_lock = real_allocate_lock()
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        for ref in list(getattr(logging, "_handlerList", [])):
+            handler = ref()
+            if handler is not None and type(handler.lock).__module__.startswith("gevent"):
+                handler.createLock()
+    return names
+
+
+def _shown(node: pytest.Node) -> str:
+    try:
+        return str(node.path.relative_to(node.config.rootpath))
+    except ValueError:
+        return str(node.path)
+
+
+def _patching_key_of(path: Path) -> str:
+    folder = exercise_folder(path)
+    return str(folder if folder is not None else path)
+
+
+def _caught_patching(config: pytest.Config, path: Path, what: str) -> str:
+    """Undo the patching and remember that ``path``'s exercise did it; the message."""
+    patched = unpatch_gevent()
+    modules = [name for name, _ in preload_paths(path, exercise_modules(path))]
+    if modules and what.startswith("importing"):
+        what += f" (or {', '.join(m + '.py' for m in modules)}, which it loads)"
+    message = NO_PATCHING.format(what=what, patched=", ".join(patched) or "?")
+    caught = config.stash.setdefault(_patching_key, {})
+    caught.setdefault(_patching_key_of(path), message)
+    return message
+
+
+def _watching(item: pytest.Item) -> bool:
+    return not in_isolated_child() and item.get_closest_marker("isolated") is None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """Instead of the test, when its exercise monkey-patched (not a wrapper: the others still run)."""
+    if _watching(item):
+        message = item.config.stash.get(_patching_key, {}).get(_patching_key_of(item.path))
+        if message is not None:
+            pytest.fail(message, pytrace=False)
+
+
+class _PhaseWatch:
+    """The wrappers that catch a test that patches while it runs."""
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        return (yield from _watch_phase(item, "setting up"))
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        return (yield from _watch_phase(item, "running"))
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        return (yield from _watch_phase(item, "tearing down"))
+
+
+def _watch_phase(item: pytest.Item, doing: str) -> Generator[None, Any, Any]:
+    """A test that patches fails (replacing its own outcome), and so do the rest of its exercise."""
+    if not _watching(item) or gevent_patched():
+        return (yield)
+    try:
+        return (yield)
+    finally:
+        if gevent_patched():
+            what = f"{doing} {item.nodeid}"
+            message = _caught_patching(item.config, item.path, what)
+            pytest.fail(message, pytrace=False)  # noqa: B012  (this failure is the one that matters)
+
+
 # --- running in the parent --------------------------------------------------------------
+
+
+def group_key(item: pytest.Item) -> tuple[Any, ...] | None:
+    """Isolated tests with the same key may share an interpreter; None: this one may not."""
+    if item.get_closest_marker("isolated") is None:
+        return None
+    try:
+        settings = settings_of(item)
+    except pytest.UsageError:
+        return None
+    if not settings.shared:
+        return None
+    return (str(item.path), settings.preload)
+
+
+def batch_of(item: pytest.Item) -> list[str]:
+    """The tests a new child for ``item`` collects: ``item`` and the isolated tests after it
+    in the run that share its module and settings (all of them are run in one interpreter,
+    unless one of them ends it)."""
+    key = group_key(item)
+    if key is None:
+        return [item.nodeid]
+    items = item.session.items
+    start = next((i for i, other in enumerate(items) if other is item), None)
+    if start is None:
+        return [item.nodeid]
+    batch = []
+    for other in items[start:]:
+        if group_key(other) != key:
+            break
+        batch.append(other.nodeid)
+    return batch
+
+
+class Children:
+    """The parent's one live child, if any (each xdist worker has its own)."""
+
+    def __init__(self) -> None:
+        self.current: ChildProcess | None = None
+        # Tests whose child ended before it ran any test (a hang or crash while importing the
+        # student's module, or collecting): they fail at once with the same cause.
+        self.stillborn: dict[str, ChildProcess] = {}
+
+    def child_for(self, item: pytest.Item) -> ChildProcess:
+        child = self.current
+        if child is not None and child.can_run(item):
+            return child
+        self.close()
+        self.current = ChildProcess(item, batch_of(item))
+        return self.current
+
+    def after(self, child: ChildProcess) -> None:
+        if child.ended is not None and not child.started_tests:
+            self.stillborn.update(dict.fromkeys(child.pending, child))
+        if not child.alive or not child.pending_next:
+            self.close()
+
+    def close(self) -> None:
+        child, self.current = self.current, None
+        if child is not None:
+            child.close()
+
+    def kill(self) -> None:
+        child, self.current = self.current, None
+        if child is not None:
+            child.kill()
+            child.close()
+
+
+_children_key = pytest.StashKey[Children]()
+
+
+def _children(config: pytest.Config) -> Children:
+    children = config.stash.get(_children_key, None)
+    if children is None:
+        children = config.stash[_children_key] = Children()
+    return children
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -204,14 +437,26 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return None
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    children = _children(item.config)
     try:
-        reports = IsolatedRun(item).reports()
+        run = IsolatedRun(item)
+        stillborn = children.stillborn.pop(item.nodeid, None)
+        if stillborn is not None:
+            reports = run.stillborn(stillborn)
+        else:
+            child = children.child_for(item)
+            reports = run.reports(child, nextitem)
+            children.after(child)
     except (Exception, pytest.fail.Exception) as error:  # pytest-timeout's fail() lands here
+        children.kill()
         reports = [
             _report(item, "setup", "passed"),
             _report(item, "call", "failed", f"running the isolated test failed: {error!r}"),
             _report(item, "teardown", "passed"),
         ]
+    except BaseException:  # KeyboardInterrupt, pytest.exit(): no child outlives the parent
+        children.kill()
+        raise
     parent_teardown = _tear_down_parent_state(item, nextitem)
     if parent_teardown is not None:
         reports = [r for r in reports if r.when != "teardown" or r.failed] + [parent_teardown]
@@ -219,6 +464,16 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         ihook.pytest_runtest_logreport(report=report)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # -x, -k ... or a deselected last test: the child waits for a test that never comes.
+    _children(session.config).close()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _children(config).close()
 
 
 def _tear_down_parent_state(item: pytest.Item, nextitem: pytest.Item | None) -> pytest.TestReport | None:
@@ -245,113 +500,227 @@ def _report(item: pytest.Item, when: str, outcome: str, longrepr: str | None = N
     )
 
 
+def _child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_XDIST_", "PYTEST_CURRENT_TEST"))}
+    env.pop("PYTEST_ADDOPTS", None)  # the parent already applied it; forwarded explicitly
+    env[CHILD_ENV] = "1"
+    return env
+
+
+class ChildProcess:
+    """A fresh interpreter that collected ``nodeids`` and runs them one by one on request."""
+
+    def __init__(self, item: pytest.Item, nodeids: list[str]) -> None:
+        self.config = item.config
+        self.key = group_key(item)
+        self.pending = dict.fromkeys(nodeids)  # ordered set: not run yet
+        self.pending_next = False  # the last test run left its fixtures up for the next one
+        self.collect_errors: list[pytest.CollectReport] = []
+        self.workdir = Path(tempfile.mkdtemp(prefix="pytest-isolated-"))
+        self.output_path = self.workdir / "output.txt"
+        self.stacks_path = self.workdir / "stacks.txt"
+        self.alive = True
+        self.runs = 0
+        self.started_tests = 0
+        self.first = nodeids[0]
+        self.ended: ChildOutcome | None = None  # how it ended while running a test
+        self._buffer = b""
+        settings = settings_of(item)
+        names = settings.preload if settings.preload is not None else exercise_modules(item.path)
+        commands_read, self._commands = os.pipe()
+        self._reports, reports_write = os.pipe()
+        command = [
+            sys.executable, "-m", "pytest_concurrency._isolated_child",
+            "--commands", str(commands_read), "--reports", str(reports_write),
+            "--stacks", str(self.stacks_path), "--timeout", str(settings.timeout),
+        ]
+        for name, path in preload_paths(item.path, names):
+            command += ["--preload", f"{name}={path}"]
+        command += ["--", *nodeids, *child_pytest_args(self.config, self.workdir / "tmp")]
+        try:
+            with open(self.output_path, "wb") as output:
+                self.process = subprocess.Popen(
+                    command, cwd=self.config.rootpath, env=_child_env(), stdin=subprocess.DEVNULL,
+                    stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                    pass_fds=(commands_read, reports_write),
+                )
+        except BaseException:
+            for fd in (self._commands, self._reports):
+                os.close(fd)
+            _remove_tree(self.workdir)
+            raise
+        finally:
+            os.close(commands_read)
+            os.close(reports_write)
+        self.started = time.monotonic()
+
+    def can_run(self, item: pytest.Item) -> bool:
+        return self.alive and item.nodeid in self.pending and group_key(item) == self.key
+
+    def run(self, item: pytest.Item, nextitem: pytest.Item | None, timeout: float) -> tuple[
+            list[tuple[str, Any]], ChildOutcome | None]:
+        """Run ``item``; its reports and, when the child ended meanwhile, how it ended."""
+        self.pending.pop(item.nodeid, None)
+        following = nextitem.nodeid if nextitem is not None and self.can_run(nextitem) else None
+        self.pending_next = following is not None
+        offset = self.output_path.stat().st_size if self.runs else 0  # the first: from the start
+        self.runs += 1
+        started = time.monotonic()
+        command = {"op": "run", "nodeid": item.nodeid, "next": following, "timeout": timeout}
+        entries: list[tuple[str, Any]] = []
+        try:
+            os.write(self._commands, (json.dumps(command) + "\n").encode())
+        except OSError:
+            return entries, self._ended(offset, started, timed_out=False)
+        deadline = time.monotonic() + timeout + KILL_GRACE
+        while True:
+            message = self._receive(deadline)
+            if message is None:  # the child is gone, or took too long
+                timed_out = time.monotonic() >= deadline
+                return entries, self._ended(offset, started, timed_out=timed_out)
+            kind = message.get("kind")
+            if kind == "start":
+                self.started_tests += 1
+                deadline = time.monotonic() + timeout + KILL_GRACE
+            elif kind in ("test", "collect"):
+                report = self.config.hook.pytest_report_from_serializable(
+                    config=self.config, data=message["data"])
+                if report is None:
+                    continue
+                if kind == "collect":
+                    self.collect_errors.append(report)
+                else:
+                    entries.append((kind, report))
+            elif kind in ("done", "missing") and message.get("nodeid") == item.nodeid:
+                return entries, None
+
+    def _receive(self, deadline: float) -> dict[str, Any] | None:
+        """The next message of the child; None once it exited or ``deadline`` passed."""
+        while True:
+            line, newline, rest = self._buffer.partition(b"\n")
+            if newline:
+                self._buffer = rest
+                try:
+                    return json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            # Also polls the process: a process the test started may hold the pipe open.
+            ready, _, _ = select.select([self._reports], [], [], min(left, 0.5))
+            if ready:
+                chunk = os.read(self._reports, 65536)
+                if chunk:
+                    self._buffer += chunk
+                    continue
+                return None
+            if self.process.poll() is not None:
+                # Read what it wrote just before it ended.
+                ready, _, _ = select.select([self._reports], [], [], 0)
+                if not ready:
+                    return None
+
+    def _ended(self, offset: int, started: float, timed_out: bool) -> ChildOutcome:
+        self.kill()
+        output = ""
+        with contextlib.suppress(OSError), open(self.output_path, "rb") as stream:
+            stream.seek(offset)
+            output = stream.read().decode("utf-8", "replace")
+        stacks = ""
+        with contextlib.suppress(OSError):
+            stacks = self.stacks_path.read_text(encoding="utf-8", errors="replace")
+        if stacks.strip():
+            output += "\n" + stacks
+        self.ended = ChildOutcome(self.process.returncode, output, timed_out or bool(stacks.strip()),
+                                  time.monotonic() - started)
+        return self.ended
+
+    def kill(self) -> None:
+        """End the child with everything it started (servers, workers)."""
+        self.alive = False
+        _kill_group(self.process.pid)
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        _kill_group(self.process.pid)
+
+    def close(self) -> None:
+        """Let the child tear down what is left and exit; then kill what it left behind."""
+        if self.alive:
+            with contextlib.suppress(OSError):
+                os.close(self._commands)
+            self._commands = -1
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=KILL_GRACE)
+        self.kill()
+        for fd in (self._commands, self._reports):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._commands = self._reports = -1
+        _remove_tree(self.workdir)
+
+
+def child_pytest_args(config: pytest.Config, basetemp: Path) -> list[str]:
+    """The child's pytest arguments after its test ids: the parent's settings that matter."""
+    args = [
+        "-q", "--no-header", "-p", "no:cacheprovider",
+        f"--rootdir={config.rootpath}", f"--basetemp={basetemp}",
+        f"--import-mode={config.getoption('importmode')}",
+    ]
+    if config.inipath is not None:
+        args.append(f"--config-file={config.inipath}")
+    root = impl_root()
+    if root is not None:
+        args.append(f"--impl={root}")
+    args += _forwarded_plugin_args(config)
+    args += _forwarded_concurrency_options(config)
+    return args
+
+
 class IsolatedRun:
-    """One isolated test: start the child, wait for it (bounded), read its reports back."""
+    """One isolated test: run it in its child (bounded), turn what came back into reports."""
 
     def __init__(self, item: pytest.Item) -> None:
         self.item = item
         self.config = item.config
         self.settings = settings_of(item)
 
-    def command(self, reports: Path, basetemp: Path) -> list[str]:
-        names = self.settings.preload
-        if names is None:
-            names = exercise_modules(self.item.path)
-        command = [
-            sys.executable, "-m", "pytest_concurrency._isolated_child",
-            "--reports", str(reports), "--timeout", str(self.settings.timeout),
-        ]
-        for name, path in preload_paths(self.item.path, names):
-            command += ["--preload", f"{name}={path}"]
-        return [*command, "--", *self.pytest_args(basetemp)]
+    def reports(self, child: ChildProcess, nextitem: pytest.Item | None) -> list[pytest.TestReport]:
+        entries, outcome = child.run(self.item, nextitem, self.settings.timeout)
+        return self._assemble(entries, child.collect_errors, outcome)
 
-    def pytest_args(self, basetemp: Path) -> list[str]:
-        config = self.config
-        args = [
-            self.item.nodeid, "-q", "--no-header", "-p", "no:cacheprovider",
-            f"--rootdir={config.rootpath}", f"--basetemp={basetemp}",
-            f"--import-mode={config.getoption('importmode')}",
-        ]
-        if config.inipath is not None:
-            args.append(f"--config-file={config.inipath}")
-        root = impl_root()
-        if root is not None:
-            args.append(f"--impl={root}")
-        args += _forwarded_plugin_args(config)
-        args += _forwarded_concurrency_options(config)
-        return args
+    def stillborn(self, child: ChildProcess) -> list[pytest.TestReport]:
+        """Reports for a test whose child ended before running any test (``child.first`` failed)."""
+        assert child.ended is not None
+        why = (f"not run: the isolated interpreter that was to run it ended before it ran any test, "
+               f"while it imported the exercise's module or collected (see {child.first}): "
+               f"{child.ended.describe(self.settings.timeout)}")
+        if child.collect_errors:
+            why += "\n\ncollecting in the isolated interpreter failed:\n" + child.collect_errors[0].longreprtext
+        return [_report(self.item, "setup", "failed", why), _report(self.item, "teardown", "passed")]
 
-    def reports(self) -> list[pytest.TestReport]:
-        workdir = Path(tempfile.mkdtemp(prefix="pytest-isolated-"))
-        try:
-            reports_file = workdir / "reports.jsonl"
-            outcome = self._run_child(self.command(reports_file, workdir / "tmp"))
-            stacks = reports_file.with_name(reports_file.name + ".stacks")
-            if stacks.exists() and stacks.stat().st_size:
-                outcome.output += "\n" + stacks.read_text(encoding="utf-8", errors="replace")
-            return self._assemble(list(self._read(reports_file)), outcome)
-        finally:
-            _remove_tree(workdir)
-
-    def _run_child(self, command: list[str]) -> ChildOutcome:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("PYTEST_XDIST_", "PYTEST_CURRENT_TEST"))}
-        env.pop("PYTEST_ADDOPTS", None)  # the parent already applied it; forwarded explicitly
-        env[CHILD_ENV] = "1"
-        started = time.monotonic()
-        process = subprocess.Popen(
-            command, cwd=self.config.rootpath, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        timed_out = False
-        try:
-            try:
-                output, _ = process.communicate(timeout=self.settings.timeout + KILL_GRACE)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(process.pid)
-                output, _ = process.communicate()
-        finally:
-            # Also when the child ended: a server or worker it started may still be alive.
-            _kill_group(process.pid)
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        text = output.decode("utf-8", "replace")
-        return ChildOutcome(process.returncode, text, timed_out, time.monotonic() - started)
-
-    def _read(self, path: Path) -> Iterator[tuple[str, pytest.TestReport | pytest.CollectReport]]:
-        if not path.exists():
-            return
-        hook = self.config.hook
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # the last line of a child killed while writing it
-            report = hook.pytest_report_from_serializable(config=self.config, data=entry["data"])
-            if report is not None:
-                yield entry["kind"], report
-
-    def _assemble(self, entries: list[tuple[str, Any]], outcome: ChildOutcome) -> list[pytest.TestReport]:
+    def _assemble(self, entries: list[tuple[str, Any]], collect_errors: list[Any],
+                  outcome: ChildOutcome | None) -> list[pytest.TestReport]:
         item = self.item
         by_phase: dict[str, pytest.TestReport] = {}
-        collect_errors = []
-        for kind, report in entries:
-            if kind == "collect":
-                collect_errors.append(report)
-            elif report.nodeid == item.nodeid and report.when not in by_phase:
+        for _, report in entries:
+            if report.nodeid == item.nodeid and report.when not in by_phase:
                 report.location = item.location
                 report.user_properties = list(item.user_properties)
                 by_phase[report.when] = report
-        problem = outcome.describe(self.settings.timeout)
+        problem = outcome.describe(self.settings.timeout) if outcome is not None else ""
         result: list[pytest.TestReport] = []
         setup = by_phase.get("setup")
         if setup is None:
-            if collect_errors:
+            if problem:
+                why = problem
+            elif collect_errors:
                 why = "collecting it in the isolated interpreter failed:\n" + collect_errors[0].longreprtext
             else:
-                why = problem or "the isolated interpreter did not run it (was it deselected there?)"
+                why = "the isolated interpreter did not run it (was it deselected there?)"
             result.append(_report(item, "setup", "failed", _with_output(why, outcome)))
             result.append(_report(item, "teardown", "passed"))
             return result
@@ -381,8 +750,8 @@ class ChildOutcome:
     duration: float
 
     def describe(self, timeout: float) -> str:
-        """What went wrong with the child itself, or "" when it ended normally."""
-        if self.timed_out or "Timeout (0:" in self.output:
+        """Why the child ended before it finished the test."""
+        if self.timed_out:
             return (f"the isolated test did not finish within {timeout:g} s: the isolated "
                     f"interpreter was stopped (stacks below) and killed")
         if self.returncode < 0:
@@ -391,13 +760,11 @@ class ChildOutcome:
             except ValueError:
                 name = f"signal {-self.returncode}"
             return f"the isolated interpreter was killed by {name}"
-        if self.returncode not in (0, 1, 5):
-            return f"the isolated interpreter exited with status {self.returncode}"
-        return ""
+        return f"the isolated interpreter exited with status {self.returncode}"
 
 
-def _with_output(message: str, outcome: ChildOutcome) -> str:
-    text = outcome.output.strip()
+def _with_output(message: str, outcome: ChildOutcome | None) -> str:
+    text = outcome.output.strip() if outcome is not None else ""
     if not text:
         return message
     if len(text) > OUTPUT_TAIL:
