@@ -54,7 +54,7 @@ def failing_schedule(scenario, max_examples: int = 200) -> Schedule | None:
     """The first schedule (of at most max_examples) for which scenario(schedule) fails."""
     found: list[Schedule] = []
 
-    @settings(max_examples=max_examples, database=None, derandomize=True)
+    @settings(max_examples=max_examples, database=None, derandomize=True, deadline=None)
     @given(schedules())
     def explore(schedule):
         try:
