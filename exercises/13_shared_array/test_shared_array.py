@@ -10,7 +10,10 @@ macOS and Windows).
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
+import multiprocessing.pool
+import sys
 import threading
 import time
 from collections import Counter
@@ -35,10 +38,15 @@ pytestmark = pytest.mark.filterwarnings(
 
 
 @pytest.fixture(params=["fork", "spawn"])
-def start_method(request):
+def start_method(request, monkeypatch):
     """Run the test with ``multiprocessing``'s default start method set to fork, then spawn."""
     if request.param not in multiprocessing.get_all_start_methods():
         pytest.skip(f"the {request.param} start method does not exist on this platform")
+    main = sys.modules["__main__"]
+    if request.param == "spawn" and getattr(main.__spec__, "name", None) is None:
+        # Launched as the `pytest` script: every spawned child would run that script
+        # (importing pytest) before its work.  The code under test never needs it.
+        monkeypatch.delattr(main, "__file__", raising=False)
     previous = multiprocessing.get_start_method(allow_none=True)
     multiprocessing.set_start_method(request.param, force=True)
     try:
@@ -74,6 +82,14 @@ class Children:
             )
 
     def kill(self) -> None:
+        if not self.new():
+            return
+        # A pool left running must be terminated by its own pool object first: a
+        # worker killed while it holds the pool's queue lock makes terminate() hang.
+        for pool in [o for o in gc.get_objects() if isinstance(o, multiprocessing.pool.Pool)]:
+            stopper = threading.Thread(target=pool.terminate, name="terminating a leftover pool", daemon=True)
+            stopper.start()
+            stopper.join(PATIENCE)
         for child in self.new():
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.kill()
