@@ -33,7 +33,8 @@ lint: setup
 	$(BIN)/ruff check pytest_concurrency tests exercises solutions benchmarks
 
 bench: setup
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/bench_scheduler.py
+	$(BIN)/python benchmarks/bench_deadlock.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
