@@ -21,6 +21,15 @@ HYGIENE_SCOPE_HELP = (
 
 
 _strict_key = pytest.StashKey[bool]()
+# path of a test file -> whether it is inside an exercise folder (pathlib is slow, per test).
+_in_exercise: dict[object, bool] = {}
+
+
+def _in_exercise_folder(path: object) -> bool:
+    found = _in_exercise.get(path)
+    if found is None:
+        found = _in_exercise[path] = exercise_folder(path) is not None  # type: ignore[arg-type]
+    return found
 
 
 def is_strict(item: pytest.Item) -> bool:
@@ -28,8 +37,8 @@ def is_strict(item: pytest.Item) -> bool:
     known = item.stash.get(_strict_key, None)
     if known is None:
         known = item.stash[_strict_key] = (
-            item.get_closest_marker("hygiene") is not None
-            or exercise_folder(item.path) is not None
-            or item.config.getini("hygiene_scope") == "all"
+            item.config.getini("hygiene_scope") == "all"
+            or _in_exercise_folder(item.path)
+            or item.get_closest_marker("hygiene") is not None
         )
     return known

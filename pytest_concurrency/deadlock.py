@@ -469,10 +469,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             gw.end()
         if test.installed:
             wg.uninstall()
-        wg.forget_unwound([test.thread.ident or 0])
-        alive = {t.ident for t in threading.enumerate()}
-        wg.forget_unwound([i for i in wg.unwound_idents() if i not in alive])
-        wg.forget_dead_threads(alive)
+        if wg._unwound or len(wg._top) > 1:  # nothing to forget in a test that started no thread
+            wg.forget_unwound([test.thread.ident or 0])
+            alive = {t.ident for t in threading.enumerate()}
+            wg.forget_unwound([i for i in wg.unwound_idents() if i not in alive])
+            wg.forget_dead_threads(alive)
 
 
 def _phase(item: pytest.Item, when: str) -> Generator:
