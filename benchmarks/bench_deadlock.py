@@ -50,7 +50,7 @@ ABBA = textwrap.dedent("""
 
         def unwound():
             with open("unwound", "a") as f:
-                f.write(repr(time.monotonic()) + "\n")
+                f.write(repr(time.monotonic()) + " ")
 
         def forward():
             try:
