@@ -6,16 +6,28 @@ import threading
 import time
 
 import pytest
+from hypothesis import Phase, given, settings
 
-from pytest_concurrency import load_impl
+from pytest_concurrency import load_impl, schedules
 
 clock = load_impl("clock")
 
 # Generous: a correct clock meets every rendezvous in milliseconds, but the
 # machine running the tests may be busy.
 PATIENCE = 10.0
-# Long enough that a clock which sleeps through stop() is plainly caught.
+
+# The timing tests run on the virtual clock of schedules(); these are virtual seconds.
+# A clock that sleeps through stop() is caught by a whole interval: it ends at t=120.
 LONG_INTERVAL = 60.0
+STOP_AT = 90.0  # between the second tick (t=60) and the third (t=120)
+PROMPT = 1.0  # stop() must end the clock within this (an Event wakes at once: 0 s)
+VIRTUAL_PATIENCE = 100.0  # how long a join waits before the test gives up
+# Timing does not depend on the interleaving: a few schedules show it. No
+# "explain" phase: it reruns a failing example ~80 times to say which part of
+# a schedule matters, and here none does.
+timing_settings = settings(
+    max_examples=5, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink]
+)
 
 
 class TickLog:
@@ -66,6 +78,82 @@ def clocks():
         stop = getattr(thread, "stop", None)
         if callable(stop):
             stop()
+
+
+def at(times: list[float], start: float) -> list[float]:
+    """Virtual times as seconds after ``start``, rounded for comparing."""
+    return [round(t - start, 6) for t in times]
+
+
+def shown(times: list[float], start: float, most: int = 8) -> str:
+    """``at(times, start)`` for a message: "t=0, 5, 10", long lists cut short."""
+    seconds = [f"{t:g}" for t in at(times, start)]
+    if not seconds:
+        return "never"
+    more = f", ... ({len(seconds)} ticks)" if len(seconds) > most else ""
+    return "t=" + ", ".join(seconds[:most]) + more
+
+
+def stop_after_a_few_ticks(stop) -> TickLog:
+    """A TickLog that calls ``stop()`` at its fifth tick: a clock that ticks far too often
+    (a bug) is stopped there instead of ticking thousands of times in virtual time."""
+    return TickLog(on_tick=lambda n: stop() if n >= 4 else None)
+
+
+def clock_stopped_by_its_third_tick(interval: float, work: float = 0.0):
+    """A ClockThread whose tick takes ``work`` virtual seconds, and whose tick(2) calls stop()."""
+    holder: list = []
+
+    def on_tick(n: int) -> None:
+        if work:
+            time.sleep(work)  # virtual: the tick's own work
+        if n == 2:
+            holder[0].stop()
+
+    log = TickLog(on_tick=on_tick)
+    ticker = clock.ClockThread(interval, log)
+    holder.append(ticker)
+    return ticker, log
+
+
+def run_until_the_clock_ends(schedule, ticker) -> float:
+    """Start ``ticker`` inside a controlled run and wait for it to end; return the start time."""
+
+    def start_and_join() -> float:
+        start = time.monotonic()
+        ticker.start()
+        ticker.join(VIRTUAL_PATIENCE)
+        if ticker.is_alive():
+            ticker.stop()
+            raise AssertionError(
+                f"tick(2) called stop(), yet the clock was still running {VIRTUAL_PATIENCE:g} s "
+                "(virtual) after start(): check for stop after waiting, before the next tick"
+            )
+        return start
+
+    (start,) = schedule.run(start_and_join)
+    return start
+
+
+def stop_and_time_the_end(stop, thread: threading.Thread) -> tuple[float, float | None]:
+    """Call ``stop()``, join ``thread``: (when stop was called, when the thread ended or None)."""
+    stopped = time.monotonic()
+    stop()
+    thread.join(VIRTUAL_PATIENCE)
+    return stopped, None if thread.is_alive() else time.monotonic()
+
+
+def assert_ended_promptly(what: str, start: float, stopped: float, ended: float | None) -> None:
+    when = f"{what} at t={stopped - start:g} s (virtual), with interval={LONG_INTERVAL:g} s"
+    assert ended is not None, (
+        f"{when}: the clock thread was still running {VIRTUAL_PATIENCE:g} s later "
+        "(does the loop check for stop at all?)"
+    )
+    assert ended - stopped < PROMPT, (
+        f"{when}: the clock thread ended at t={ended - start:g}, {ended - stopped:g} s after "
+        f"stop; it must end at once (within {PROMPT:g} s), not after the rest of its interval. "
+        "time.sleep cannot be interrupted: wait on an Event, which wakes the moment it is set"
+    )
 
 
 @pytest.mark.points(1)
@@ -124,37 +212,67 @@ def test_ticks_count_up_from_zero_in_the_clock_thread(clocks):
     )
 
 
+# -- timing, on the virtual clock of schedules(): exact, and no real waiting ---
+#
+# Inside schedule.run, time.monotonic(), time.sleep() and the timeouts of
+# Event.wait and Condition.wait run on a virtual clock that starts at the
+# run's start and only moves when every thread is waiting: a tick at t=5 is
+# at exactly 5.0 virtual seconds, and waiting 60 s costs nothing. Timing does
+# not depend on the interleaving, so a few schedules are plenty.
+
+
 @pytest.mark.points(2)
-def test_ticks_are_an_interval_apart(clocks):
-    interval = 0.05
-    log = TickLog()
-    ticker = clock.ClockThread(interval, log)
-    clocks.append(ticker)
-    ticker.start()
-    log.wait_for(4)
-    ticker.stop()
-    joined(ticker, "after stop()")
-    # A lower bound only: a busy machine can make ticks late, never early.
-    spent = log.times[3] - log.times[0]
-    assert spent >= 3 * interval * 0.9, (
-        f"4 ticks with interval={interval} s took {spent:.3f} s; "
-        f"they should take at least {3 * interval:.2f} s: wait between ticks"
+@timing_settings
+@given(schedules())
+def test_ticks_come_exactly_an_interval_apart(schedule):
+    interval = 5.0
+    ticker, log = clock_stopped_by_its_third_tick(interval)
+    start = run_until_the_clock_ends(schedule, ticker)
+    assert at(log.times, start) == [0, 5, 10], (
+        f"a clock with interval={interval:g} s whose tick(2) calls stop() must tick at "
+        f"t=0, 5, 10 (virtual seconds after start()); it ticked at {shown(log.times, start)} "
+        "(tick(0) comes at once, then one tick every interval seconds: are the ticks "
+        "interval seconds apart, in seconds?)"
+    )
+
+
+@pytest.mark.points(2)
+@timing_settings
+@given(schedules())
+def test_a_slow_tick_does_not_make_the_clock_drift(schedule):
+    interval, work = 5.0, 2.0
+    ticker, log = clock_stopped_by_its_third_tick(interval, work=work)
+    start = run_until_the_clock_ends(schedule, ticker)
+    assert at(log.times, start) == [0, 5, 10], (
+        f"each tick takes {work:g} s; with interval={interval:g} s the ticks must still come "
+        f"at t=0, 5, 10; they came at {shown(log.times, start)}. Waiting a full interval "
+        "after each tick adds the tick's own time every time (the clock drifts): wait until "
+        "start + n * interval instead (time.monotonic())"
     )
 
 
 @pytest.mark.points(3)
-def test_stop_ends_the_clock_promptly_not_after_a_full_interval(clocks):
-    log = TickLog()
+@timing_settings
+@given(schedules())
+def test_stop_ends_the_clock_promptly_not_after_a_full_interval(schedule):
+    holder: list = []
+    log = stop_after_a_few_ticks(lambda: holder[0].stop())
     ticker = clock.ClockThread(LONG_INTERVAL, log)
-    clocks.append(ticker)
-    ticker.start()
-    log.wait_for(1)
-    ticker.stop()
-    joined(ticker, f"stop() with interval={LONG_INTERVAL:g} s")
-    assert log.numbers == [0], (
-        f"the first tick comes at once, the second only after {LONG_INTERVAL:g} s; "
-        f"the clock ticked {log.numbers}"
+    holder.append(ticker)
+
+    def stop_at_90_s() -> tuple[float, float, float | None]:
+        start = time.monotonic()
+        ticker.start()
+        time.sleep(STOP_AT)
+        return (start, *stop_and_time_the_end(ticker.stop, ticker))
+
+    ((start, stopped, ended),) = schedule.run(stop_at_90_s)
+    assert at(log.times, start) == [0, LONG_INTERVAL], (
+        f"with interval={LONG_INTERVAL:g} s and stop() at t={STOP_AT:g}, the clock must tick "
+        f"at t=0 and t={LONG_INTERVAL:g}, and never after stop(); it ticked at "
+        f"{shown(log.times, start)} (virtual seconds after start())"
     )
+    assert_ended_promptly("stop()", start, stopped, ended)
 
 
 @pytest.mark.points(2)
@@ -253,13 +371,25 @@ def test_start_clock_is_a_daemon_by_default():
 
 
 @pytest.mark.points(2)
-def test_start_clock_stops_promptly_when_the_event_is_set():
+@timing_settings
+@given(schedules())
+def test_start_clock_stops_promptly_when_the_event_is_set(schedule):
     stop = threading.Event()
-    log = TickLog()
-    try:
+    log = stop_after_a_few_ticks(stop.set)
+
+    def stop_at_90_s() -> tuple[float, float, float | None]:
+        start = time.monotonic()
         thread = clock.start_clock(LONG_INTERVAL, log, stop=stop)
-        log.wait_for(1)
+        time.sleep(STOP_AT)
+        return (start, *stop_and_time_the_end(stop.set, thread))
+
+    try:
+        ((start, stopped, ended),) = schedule.run(stop_at_90_s)
     finally:
-        stop.set()
-    joined(thread, f"stop event set with interval={LONG_INTERVAL:g} s")
-    assert log.numbers == [0], f"the clock ticked {log.numbers} before it was stopped; expected [0]"
+        stop.set()  # should the run have failed, no clock is left behind
+    assert at(log.times, start) == [0, LONG_INTERVAL], (
+        f"with interval={LONG_INTERVAL:g} s and the stop event set at t={STOP_AT:g}, the "
+        f"clock must tick at t=0 and t={LONG_INTERVAL:g}, and never after; it ticked at "
+        f"{shown(log.times, start)} (virtual seconds after start_clock())"
+    )
+    assert_ended_promptly("the stop event set", start, stopped, ended)

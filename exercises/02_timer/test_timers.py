@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from hypothesis import given
+from hypothesis import Phase, given, settings
 
 from pytest_concurrency import load_impl, schedules
 
@@ -17,6 +17,22 @@ timers = load_impl("timers")
 PATIENCE = 10.0
 # Long enough that a timer which was not cancelled is plainly still there.
 LONG_WAIT = 60.0
+
+# The timing tests run on the virtual clock of schedules(): inside schedule.run,
+# time.monotonic(), time.sleep() and the timeouts of Timer, Event.wait and
+# Condition.wait count virtual seconds, which only pass when every thread
+# waits. A timer due in 2.5 s fires at exactly t=2.5 and costs no real time.
+# Timing does not depend on the interleaving: a few schedules show it. No
+# "explain" phase: it reruns a failing example ~80 times to say which part of
+# a schedule matters, and here none does.
+timing_settings = settings(
+    max_examples=5, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink]
+)
+
+
+def at(times: list[float], start: float) -> list[float]:
+    """Virtual times as seconds after ``start``, rounded for comparing and reading."""
+    return [round(t - start, 6) for t in times]
 
 
 class Calls:
@@ -100,27 +116,36 @@ def test_call_later_returns_a_started_timer_that_cancel_stops():
 
 
 @pytest.mark.points(3)
-def test_call_later_calls_fn_with_its_arguments_in_the_timer_after_the_delay():
+@timing_settings
+@given(schedules())
+def test_call_later_calls_fn_with_its_arguments_in_the_timer_after_the_delay(schedule):
     fn = Calls()
-    delay = 0.1
-    caller = threading.current_thread()
-    start = time.monotonic()
-    timer = timers.call_later(delay, fn, "tea", 2, sugar=False)
-    try:
-        assert not fn.calls or fn.threads[0] is not caller, (
+    delay = 2.5
+
+    def caller() -> tuple[float, threading.Timer]:
+        start = time.monotonic()
+        timer = timers.call_later(delay, fn, "tea", 2, sugar=False)
+        assert not fn.calls or fn.threads[0] is not threading.current_thread(), (
             "call_later called fn at once, in the caller: Timer(delay, fn(*args)) calls fn "
             "before the timer even exists; pass fn and its arguments separately"
         )
-        fn.wait_for(1, f"call_later({delay}, fn, ...)")
-    finally:
-        timer.cancel()
-    timer.join(PATIENCE)
+        time.sleep(delay + 1)  # virtual: the timer is due at t=2.5
+        timer.cancel()  # should it not have fired, it never will
+        return start, timer
+
+    ((start, timer),) = schedule.run(caller)
+    assert fn.calls, (
+        f"call_later({delay:g}, fn, 'tea', 2, sugar=False) never called fn: not by "
+        f"t={delay + 1:g} s (virtual). Is the timer started before call_later returns it?"
+    )
     assert fn.calls == [(("tea", 2), {"sugar": False})], (
         f"fn must be called once as fn('tea', 2, sugar=False); calls were {fn.calls}"
     )
     assert fn.threads[0] is timer, f"fn ran in {fn.threads[0].name}, not in the timer thread"
-    waited = fn.times[0] - start
-    assert waited >= delay * 0.9, f"fn ran {waited:.3f} s after call_later({delay}, ...): too early"
+    assert at(fn.times, start) == [delay], (
+        f"call_later({delay:g}, fn, ...) at t=0 must call fn at t={delay:g} (virtual "
+        f"seconds); it called it at t={at(fn.times, start)[0]:g}"
+    )
 
 
 # -- Debouncer --------------------------------------------------------------
@@ -133,38 +158,52 @@ def test_debouncer_negative_wait_is_a_value_error():
 
 
 @pytest.mark.points(3)
-def test_one_call_runs_fn_once_after_the_wait_in_a_timer_thread(debouncers):
+@timing_settings
+@given(schedules())
+def test_one_call_runs_fn_once_after_the_wait_in_a_timer_thread(schedule):
     fn = Calls()
-    wait = 0.1
-    threads = NewThreads()
+    wait = 2.0
     debounced = timers.Debouncer(wait, fn)
-    debouncers.append(debounced)
-    start = time.monotonic()
-    debounced("x", level=1)
-    fn.wait_for(1, f"one call of a Debouncer({wait}, fn)")
-    threads.join()  # every timer is over: no other call can come
+
+    def caller() -> tuple[float, threading.Thread]:
+        start = time.monotonic()
+        debounced("x", level=1)
+        time.sleep(3 * wait)  # virtual: the call is due at t=2
+        return start, threading.current_thread()
+
+    ((start, caller_thread),) = schedule.run(caller)
+    # run() returns once every thread it started has ended: no other call can come.
     assert fn.calls == [(("x",), {"level": 1})], (
-        f"one call d('x', level=1) must give exactly one fn('x', level=1); calls were {fn.calls}"
+        f"one call d('x', level=1) must give exactly one fn('x', level=1) within "
+        f"{3 * wait:g} s (virtual); calls were {fn.calls}"
     )
-    assert fn.threads[0] is not threading.current_thread(), (
+    assert fn.threads[0] is not caller_thread, (
         "fn ran in the caller's thread: a call only schedules fn, a timer runs it"
     )
-    waited = fn.times[0] - start
-    assert waited >= wait * 0.9, f"fn ran {waited:.3f} s after the call; wait was {wait} s"
+    assert at(fn.times, start) == [wait], (
+        f"one call at t=0 to a Debouncer({wait:g}, fn) must run fn at t={wait:g} "
+        f"(virtual seconds), exactly wait seconds after the call; it ran at "
+        f"t={at(fn.times, start)[0]:g}"
+    )
 
 
 @pytest.mark.points(3)
-def test_a_burst_of_calls_gives_one_call_with_the_last_arguments(debouncers):
+@timing_settings
+@given(schedules())
+def test_a_burst_of_calls_gives_one_call_with_the_last_arguments(schedule):
     fn = Calls()
-    threads = NewThreads()
     debounced = timers.Debouncer(LONG_WAIT, fn)
-    debouncers.append(debounced)
-    for word in ["h", "he", "hel", "hello"]:
-        debounced(word)
-    debounced.flush()
-    threads.join()
+
+    def typist() -> None:
+        for word in ["h", "he", "hel", "hello"]:
+            debounced(word)
+        debounced.flush()
+        time.sleep(2 * LONG_WAIT)  # virtual: a timer left behind would have fired by now
+
+    schedule.run(typist)
     assert fn.args == [("hello",)], (
-        f"4 calls in a row, then flush(): fn must run once with the last arguments ('hello',); "
+        f"4 calls in a row, then flush(), then {2 * LONG_WAIT:g} s (virtual) with "
+        f"wait={LONG_WAIT:g}: fn must run once, with the last arguments ('hello',); "
         f"it ran with {fn.args}"
     )
 

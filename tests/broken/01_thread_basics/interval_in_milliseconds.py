@@ -2,7 +2,7 @@
 
 import threading
 
-CAUGHT_BY = ["test_ticks_are_an_interval_apart"]
+CAUGHT_BY = ["test_ticks_come_exactly_an_interval_apart"]
 
 
 def _loop(interval, tick, stopped):
