@@ -536,6 +536,10 @@ class InstrumentedRLock:
     def locked(self) -> bool:
         return self._raw.locked()
 
+    def _recursion_count(self) -> int:
+        """How many times the calling thread holds it (multiprocessing's resource tracker asks)."""
+        return self._count if self._owner == _get_ident() else 0
+
     # The protocol threading.Condition uses to wait on an RLock held n times.
     def _is_owned(self) -> bool:
         return self._owner == _get_ident()
@@ -729,7 +733,12 @@ def _watched_join(self: threading.Thread, timeout: float | None = None) -> None:
 
 
 _watched_join.__doc__ = _original_join.__doc__
-_condition_classes: dict[type, type] = {}
+
+# The watched subclass of the standard Condition is made once, at import, and
+# named ``Condition`` here, so that it pickles by reference: a Manager started
+# with ``spawn`` during a test pickles its registry, which then holds it.
+Condition = _make_condition_class(threading.Condition)
+_condition_classes: dict[type, type] = {threading.Condition: Condition}
 
 
 def install() -> None:

@@ -107,3 +107,31 @@ def test_many_threads_on_one_lock_leave_no_stale_ownership(watched) -> None:
     assert lock._owner is None
     stale = [i for i, held in wg.held_by_thread().items() if any(h.lock is lock for h in held)]
     assert stale == []
+
+
+@pytest.mark.no_deadlock_detection  # installs the watch itself, once
+def test_the_watched_primitives_pickle_by_reference_so_a_manager_can_be_spawned():
+    # A Manager started with spawn pickles its registry, which holds whatever
+    # threading.Lock/RLock/Condition were when multiprocessing.managers was imported.
+    import pickle
+
+    wg.install()
+    try:
+        for factory in (threading.Lock, threading.RLock, threading.Condition):
+            assert pickle.loads(pickle.dumps(factory)) is factory
+    finally:
+        wg.uninstall()
+
+
+@pytest.mark.no_deadlock_detection  # installs the watch itself, once
+def test_a_manager_starts_with_spawn_under_the_watch():
+    import multiprocessing
+
+    wg.install()
+    try:
+        with multiprocessing.get_context("spawn").Manager() as manager:
+            shared = manager.dict()
+            shared["x"] = 1
+            assert dict(shared) == {"x": 1}
+    finally:
+        wg.uninstall()

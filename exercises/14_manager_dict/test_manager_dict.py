@@ -54,9 +54,7 @@ CHUNKS = ["apple banana apple\tcherry apple  banana\napple cherry banana apple"]
 
 
 @pytest.mark.points(5)
-# Only fork for now: while the plugin's deadlock watch replaces threading.Lock/RLock,
-# a Manager cannot be spawned (its registry of those classes no longer pickles).
-@pytest.mark.parametrize("start_method", ["fork"], indirect=True)
+@pytest.mark.parametrize("start_method", ["fork", "spawn"], indirect=True)
 def test_word_count_is_exact_under_heavy_duplication(start_method, children):
     """Measured: without a lock around get-then-set, this test failed 30 runs out of 30
     (see tests/broken/14_manager_dict)."""
