@@ -4,7 +4,10 @@
     python benchmarks/bench_scheduler.py --quick    # fewer seeds and examples
 
 1. Throughput: schedules explored per second through Hypothesis, for
-   2 threads x 3 increments (target: >= 1,000/s).
+   2 threads x 3 increments (target: >= 1,000/s), next to its parts.  Per
+   CPU second of this process is the number to compare on a shared machine
+   (wall time counts other processes' turns); for numbers that do not depend
+   on load at all, count instructions: valgrind --tool=callgrind.
 2. The bug corpus (tests/scheduler_corpus): for each classic bug, found or
    not within 200 examples, examples and seconds to find it (median over
    several Hypothesis seeds), next to plain-thread stress given one second,
@@ -126,7 +129,7 @@ def _rates(function, count: int) -> tuple[float, float]:
 
 
 def throughput(examples: int) -> dict[str, tuple[float, float]]:
-    """Schedules per second: through Hypothesis, Hypothesis alone, and run() alone."""
+    """Schedules per second: through Hypothesis, Hypothesis alone, drawing alone, run() alone."""
     from hypothesis import strategies as st
 
     from pytest_concurrency.schedules import Schedule
@@ -142,6 +145,11 @@ def throughput(examples: int) -> dict[str, tuple[float, float]]:
     def hypothesis_alone(number):
         pass
 
+    @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate])
+    @given(schedules())
+    def drawing_alone(schedule):
+        pass
+
     def run_alone():
         for i in range(examples):
             counter = Counter()
@@ -151,6 +159,7 @@ def throughput(examples: int) -> dict[str, tuple[float, float]]:
     rates = {
         "schedules() through Hypothesis": _rates(through_hypothesis, examples),
         "Hypothesis alone, st.integers()": _rates(hypothesis_alone, examples),
+        "schedules() drawn, not run": _rates(drawing_alone, examples),
         "Schedule.run alone": _rates(run_alone, examples),
     }
     uninstall()

@@ -21,21 +21,23 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
+# Bound now, not on first use: importing the submodule ``pytest_concurrency.schedules``
+# (``from pytest_concurrency.schedules import Schedule``) sets the package
+# attribute of that name to the module only when it is first loaded, which
+# this line does, and then rebinds the name to the function for good.  The
+# module imports neither pytest nor Hypothesis (Hypothesis only when a
+# strategy is made).
+from .schedules import schedules
+
 if TYPE_CHECKING:
     from .impl import load_impl
-    from .schedules import schedules
 
 
 def __getattr__(name: str) -> Any:
     # Imported on first use: the plugin's parts must be imported by pytest
-    # itself (so that it can rewrite their asserts), and Hypothesis only by
-    # code that asks for schedules().
+    # itself (so that it can rewrite their asserts).
     if name == "load_impl":
         from .impl import load_impl
 
         return load_impl
-    if name == "schedules":
-        from .schedules import schedules
-
-        return schedules
     raise AttributeError(f"module 'pytest_concurrency' has no attribute {name!r}")

@@ -8,7 +8,7 @@ README for what each part does.
 pytest_plugins = [
     "pytest_concurrency.impl",  # --impl DIR and load_impl()
     "pytest_concurrency.grading",  # points, score table, --grade-json
-    "pytest_concurrency.schedules",  # schedules(): the controlled scheduler's Hypothesis face
+    "pytest_concurrency.schedules_hooks",  # schedules(): patch scope and settings of schedule tests
     "pytest_concurrency.deadlock",  # wait-for cycles and lock-order inversions in real runs
     "pytest_concurrency.hygiene",  # leaked threads, processes, greenlets; lost thread exceptions
     "pytest_concurrency.fixtures.memcached",  # memcached, memcached_cluster

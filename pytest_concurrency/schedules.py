@@ -20,20 +20,14 @@ one line per step.  See ``docs/race-tests.md``.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-import types
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from .errors import DeadlockError, LivelockError
-from .scheduler import _engine, _patching
+from .scheduler import _engine, _patching, _real, _state
 from .scheduler._engine import Decisions, Scheduler
 from .scheduler._report import format_story
 
@@ -112,9 +106,7 @@ class Schedule:
         when a thread spins while nobody else can go on, or the run passes
         ``max_steps``.
         """
-        from .scheduler import _state
-
-        if _state.controlled.get(_current_ident()) is not None:
+        if _state.controlled.get(_real.get_ident()) is not None:
             raise RuntimeError(
                 "schedule.run() was called inside schedule.run(): a controlled thread cannot "
                 "start another controlled run. Call run() once, from the test, with every "
@@ -168,20 +160,13 @@ def _pairs(what: str, items: Sequence[tuple[int, int]]) -> tuple[tuple[int, int]
     return tuple(cleaned)
 
 
-def _current_ident() -> int:
-    from .scheduler import _real
-
-    return _real.get_ident()
-
-
 def _should_note() -> bool:
-    try:
-        from hypothesis.control import should_note
-    except ImportError:  # pragma: no cover - very old Hypothesis
+    should_note = sys.modules.get("hypothesis.control")
+    if should_note is None:  # Hypothesis not even imported: not inside a Hypothesis test
         return False
     try:
-        return should_note()
-    except Exception:  # not inside a Hypothesis test
+        return should_note.should_note()
+    except Exception:  # not inside a Hypothesis test (or a Hypothesis without it)
         return False
 
 
@@ -228,9 +213,19 @@ def explore_all(
 ) -> Exploration:
     """Run ``scenario(schedule)`` for every schedule with at most ``max_preemptions``.
 
-    Bounded exhaustive search, for small scenarios: each distinct
-    interleaving with that many preemptions (at steps where another thread
-    could run) is tried exactly once, in a fixed order.  The first failure is
+    Bounded exhaustive search, for small scenarios.  What it enumerates, and
+    so what "exhausted" means: every placement of at most that many
+    preemptions, each at a step (bytecode of user code or synchronisation
+    call) where another thread could run, in favour of each of those
+    threads; each such schedule is a distinct interleaving and is tried
+    exactly once, fewest preemptions first.  Switches that are not
+    preemptions go as in every run: when a thread blocks or ends, the
+    lowest-numbered runnable thread goes on, and a thread that runs 2,000
+    steps in a row hands over to the next one.  Interleavings that need
+    another choice there, but no preemption, are not tried (with two threads
+    there is no such choice).  ``scenario`` must build the same objects on
+    every call (runs are deterministic, so a prefix of preemptions fixes the
+    run up to its last one).  The first failure is
     raised, with the schedule and its interleaving in notes; otherwise the
     returned :class:`Exploration` says how many schedules there were and
     whether the space was exhausted (``max_schedules`` caps the search).
@@ -322,29 +317,30 @@ def schedules(*, max_preemptions: int = 4, max_steps: int = _engine.DEFAULT_MAX_
     if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
         raise ValueError(f"schedules(max_steps=...) must be an integer >= 1, got {max_steps!r}")
 
-    # Each preemption is one integer (a schedule costs Hypothesis few draws):
-    # see _decode.  Shrinking it towards 0 moves the preemption earlier.
-    how_many = st.integers(0, max_preemptions)
-    preemption = st.integers(0, _CODE_SPACE - 1)
+    # The whole schedule is one byte string, one to three bytes per preemption
+    # (see _codes): one Hypothesis draw per example, where a draw per
+    # preemption cost about as much as a short run; and the byte string's
+    # shrinker, which deletes bytes from the end first and then makes each
+    # byte smaller, drops preemptions and then moves the rest earlier.
+    encoded = st.binary(max_size=3 * max_preemptions)
 
-    @st.composite
+    @st.composite  # not .map(): Hypothesis would print the bytes, not the Schedule
     def draw_schedule(draw: Any) -> Schedule:
+        data = draw(encoded)
         _install_for_test()
         at_steps: list[tuple[int, int]] = []
         slices: list[tuple[int, int]] = []
         syncs: list[tuple[int, int]] = []
-        step, sync = -1, 0
-        for _ in range(draw(how_many)):
-            code = draw(preemption)
+        for code in _codes(data)[:max_preemptions]:
             kind, distance, chosen = _decode(code)
             if kind == "after_switch":
                 slices.append((distance, chosen))
             elif kind == "at_step":
-                step += distance + 1  # the first may be at step 0: who starts
-                at_steps.append((step, chosen))
+                # Absolute positions: deleting one preemption while shrinking
+                # leaves the others where they were.
+                at_steps.append((distance, chosen))  # step 0 decides who starts
             else:
-                sync += distance + 1
-                syncs.append((sync, chosen))
+                syncs.append((distance + 1, chosen))
         return Schedule(at_steps, after_switch=slices, at_syncs=syncs, max_steps=max_steps)
 
     strategy = draw_schedule()
@@ -357,23 +353,64 @@ def schedules(*, max_preemptions: int = 4, max_steps: int = _engine.DEFAULT_MAX_
 # long runs alike get their share); and distances are counted in three ways
 # (see Schedule), each making a different kind of bug likely: a few steps
 # after a thread starts running, at a global step, or at a synchronisation
-# point.  One integer encodes choice, kind, bound and distance.
+# point.  One code encodes choice, kind, bound and distance.
 _KINDS = ("after_switch", "at_step", "at_sync")
 _BOUNDS = {
     "after_switch": (8, 32, 128),
     "at_step": (16, 64, 256, 1024, 8192),
     "at_sync": (8, 32),
 }
-_CODE_SPACE = 1 << 20
+
+
+def _codes(data: bytes) -> list[int]:
+    """The preemption codes in a drawn byte string, in order.
+
+    A byte below 128 is a whole (small) code; a byte from 128 to 191 starts
+    a two-byte code, and from 192 a three-byte one (a far preemption, in a
+    long run).  Deleting any one byte (what the shrinker tries first) drops
+    or changes one preemption, not every one after it.
+
+    >>> _codes(bytes([5, 128, 0, 7]))
+    [5, 128, 7]
+    """
+    codes: list[int] = []
+    i = 0
+    while i < len(data):
+        head = data[i]
+        if head < 128:
+            codes.append(head)
+            i += 1
+            continue
+        width = 2 if head < 192 else 3
+        tail = data[i + 1 : i + width].ljust(width - 1, b"\0")
+        if width == 2:
+            codes.append(128 + ((head - 128) << 8 | tail[0]))
+        else:
+            codes.append(_FAR + ((head - 192) << 16 | tail[0] << 8 | tail[1]))
+        i += width
+    return codes
+
+
+_FAR = 128 + (64 << 8)  # the first three-byte code
 
 
 def _decode(code: int) -> tuple[str, int, int]:
-    """One drawn integer -> (kind, distance, choice); 0 is the simplest.
+    """One preemption code -> (kind, distance, choice); 0 is the simplest.
+
+    Small codes (one byte) are early preemptions in favour of one of the
+    first two other threads; two-byte codes reach a few hundred steps,
+    three-byte ones every distance of ``_BOUNDS``.
 
     >>> _decode(0)
     ('after_switch', 0, 0)
+    >>> _decode(2 * 3 * 4)
+    ('after_switch', 4, 0)
     """
-    code, choice = divmod(code, 8)
+    if code < 128:
+        code, choice = divmod(code, 2)
+        distance, kind_index = divmod(code, len(_KINDS))
+        return _KINDS[kind_index], distance, choice
+    code, choice = divmod(code - 128 if code < _FAR else code - _FAR, 8)
     code, kind_index = divmod(code, len(_KINDS))
     kind = _KINDS[kind_index]
     bounds = _BOUNDS[kind]
@@ -389,7 +426,16 @@ def _install_for_test() -> None:
         _installed_for_this_test = True
 
 
-def _uses_schedules(function: Any) -> bool:
+def _end_of_test() -> None:
+    """Take out the patches a schedule test put in (called after its teardown)."""
+    global _installed_for_this_test
+    if _installed_for_this_test:
+        _installed_for_this_test = False
+        _patching.uninstall()
+
+
+def uses_schedules(function: Any) -> bool:
+    """True if ``function`` is a Hypothesis test given a :func:`schedules` strategy."""
     handle = getattr(function, "hypothesis", None)
     given = getattr(handle, "_given_kwargs", None) or {}
     return any(strategy in _our_strategies for strategy in given.values() if _weakrefable(strategy))
@@ -401,81 +447,3 @@ def _weakrefable(value: Any) -> bool:
     except TypeError:
         return False
     return True
-
-
-def _is_exercise_test(item: pytest.Item) -> bool:
-    from .layout import exercise_folder
-
-    path = getattr(item, "path", None)
-    return path is not None and exercise_folder(Path(path)) is not None
-
-
-def _sensible_settings(item: pytest.Item) -> None:
-    """Defaults for schedule tests, on top of (never instead of) the test's own @settings."""
-    from hypothesis import HealthCheck, settings
-
-    function = getattr(item, "obj", None)
-    if function is None or not _uses_schedules(function):
-        return
-    current = getattr(function, "_hypothesis_internal_use_settings", None) or settings.default
-    changes: dict[str, Any] = {}
-    default_deadline = settings.get_profile("default").deadline
-    if current.deadline == default_deadline:
-        # Controlled runs start real threads: their time says nothing about the code.
-        changes["deadline"] = None
-    suppressed = list(current.suppress_health_check)
-    for check in (HealthCheck.too_slow, HealthCheck.data_too_large):
-        if check not in suppressed:
-            suppressed.append(check)
-    changes["suppress_health_check"] = suppressed
-    if not current.derandomize and (os.environ.get("CI") or _is_exercise_test(item)):
-        # A grade must not depend on luck: the same schedules on every run.
-        changes["derandomize"] = True
-    with contextlib.suppress(AttributeError):  # a test object that refuses attributes
-        function._hypothesis_internal_use_settings = settings(current, **changes)
-
-
-# ------------------------------------------------------------ pytest hooks
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        _sensible_settings(item)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item: pytest.Item):
-    # Before the fixtures run: a Counter (and its Lock) made by a fixture is
-    # controllable in the test's schedule.run like one made in the test body.
-    function = getattr(item, "obj", None)
-    if function is not None and _uses_schedules(function):
-        _install_for_test()
-    return (yield)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
-    global _installed_for_this_test
-    try:
-        return (yield)
-    finally:
-        if _installed_for_this_test:
-            _installed_for_this_test = False
-            _patching.uninstall()
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`schedules`.
-
-    ``import pytest_concurrency.schedules`` (the plugin does it) binds the
-    package attribute ``pytest_concurrency.schedules`` to this module, which
-    shadows the package's lazy ``schedules`` function: so
-    ``from pytest_concurrency import schedules`` may give the module.  Calling
-    it is calling the strategy.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return schedules(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -7,6 +7,7 @@ Schedule, so each test gives the same result on every run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import socket
 import sys
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 
 from pytest_concurrency import DeadlockError, LivelockError, schedules
 from pytest_concurrency.scheduler import ensure_installed, installed, uninstall
-from pytest_concurrency.schedules import Schedule
+from pytest_concurrency.schedules import Schedule, explore_all
 
 
 @pytest.fixture
@@ -614,3 +615,112 @@ def test_started_threads_have_the_same_names_in_every_replay(patched):
         schedule.run(start_one)
         stories.add(schedule.story)
     assert len(stories) == 1 and "Thread-1 (<lambda>)" in stories.pop()
+
+
+# ------------------------------------------------- how waits are named
+
+
+def test_a_deadlock_names_each_wait_by_the_primitives_kind():
+    def scenario(schedule):
+        a, b = threading.RLock(), threading.RLock()
+        schedule.run(abba(a, b), abba(b, a))
+
+    with pytest.raises(DeadlockError) as caught:
+        explore_all(scenario, max_preemptions=1)
+    message = str(caught.value)
+    assert "waits in RLock.acquire() for `second` (RLock#" in message
+    assert "Lock.acquire()" not in message.replace("RLock.acquire()", "")
+    assert "_ControlledLockBase" not in message
+
+
+# ------------------------------------------------------------ the API
+
+
+def test_schedules_is_the_function_in_the_plugins_own_process():
+    import types
+
+    import pytest_concurrency
+
+    assert isinstance(pytest_concurrency.schedules, types.FunctionType)
+    assert pytest_concurrency.schedules is schedules
+
+
+@pytest.mark.parametrize(
+    "imports",
+    [
+        "import pytest_concurrency.schedules\nimport pytest_concurrency",
+        "from pytest_concurrency.schedules import Schedule, explore_all\nimport pytest_concurrency",
+        "import pytest_concurrency\nimport pytest_concurrency.schedules",
+        "import pytest_concurrency.plugin\nimport pytest_concurrency.schedules_hooks\nimport pytest_concurrency",
+    ],
+)
+def test_every_documented_import_gives_the_function(imports):
+    import subprocess
+
+    program = (
+        f"{imports}\n"
+        "import types\n"
+        "from pytest_concurrency import schedules\n"
+        "from pytest_concurrency.schedules import Schedule, explore_all\n"
+        "assert isinstance(schedules, types.FunctionType), schedules\n"
+        "assert pytest_concurrency.schedules is schedules\n"
+        "strategy = pytest_concurrency.schedules(max_preemptions=1)\n"
+        "assert Schedule([(1, 0)]).run(lambda: 1, lambda: 2) == [1, 2]\n"
+        "print('ok', type(strategy).__name__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok")
+
+
+# ------------------------------------------------- locks made at import time
+
+
+def test_a_module_level_lock_made_at_import_time_is_controlled_inside_run():
+    from scheduler_corpus import _import_time_locks as code
+
+    from pytest_concurrency.scheduler._primitives import Lock as ControlledLock
+
+    original = code.LOCK
+    assert not isinstance(original, ControlledLock)  # made before schedules() patched threading
+
+    def scenario(schedule):
+        code.total = 0
+        schedule.run(code.add_one, code.add_one)
+        assert code.total == 2
+
+    started = time.perf_counter()
+    assert explore_all(scenario, max_preemptions=2).exhausted
+    assert time.perf_counter() - started < 5  # never the 10 s of a thread stuck for real
+    assert code.LOCK is original  # put back after each run
+    assert not code.LOCK.locked()
+
+
+def test_import_time_locks_taken_in_opposite_orders_are_a_deadlock_not_a_hang():
+    from scheduler_corpus import _import_time_locks as code
+
+    def scenario(schedule):
+        schedule.run(code.first_then_second, code.second_then_first)
+
+    started = time.perf_counter()
+    with pytest.raises(DeadlockError, match=r"cycle: T\d") as caught:
+        explore_all(scenario, max_preemptions=1)
+    assert time.perf_counter() - started < 5
+    assert "`FIRST`" in str(caught.value) and "`SECOND`" in str(caught.value)
+    assert not code.FIRST.locked() and not code.SECOND.locked()
+
+
+def test_a_class_level_rlock_made_at_import_time_is_controlled_inside_run():
+    from scheduler_corpus import _import_time_locks as code
+
+    original = code.Account.lock
+
+    def scenario(schedule):
+        account = code.Account()
+        schedule.run(functools.partial(account.deposit, 1), functools.partial(account.deposit, 2))
+        assert account.balance == 3
+
+    assert explore_all(scenario, max_preemptions=2).exhausted
+    assert code.Account.lock is original

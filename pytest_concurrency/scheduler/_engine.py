@@ -22,7 +22,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from ..errors import ConcurrencyError, DeadlockError, LivelockError
-from . import _real, _state
+from . import _import_time, _real, _state
 from ._tracing import is_user_file, make_tracer
 
 RUNNABLE = "runnable"
@@ -167,6 +167,7 @@ class Scheduler:
         self.spin_limit = spin_limit if spin_limit is not None else max(max_steps // 2, 1)
         self.stall_timeout = stall_timeout
         self.detailed = detailed
+        self._observing = detailed or record_opportunities  # one test per step for both
         self.threads: list[ThreadRecord] = []
         self.by_thread: dict[threading.Thread, ThreadRecord] = {}
         self.current: ThreadRecord | None = None
@@ -220,6 +221,7 @@ class Scheduler:
         installed_here = _patching.ensure_installed()
         gc_was_enabled = gc.isenabled()
         _state.active.append(self)
+        swaps = _import_time.swap_in(callables)
         try:
             for position, function in enumerate(callables):
                 self._add_root(position, function)
@@ -237,6 +239,7 @@ class Scheduler:
                 self.current.gate.release()
                 self._wait_until_done()
         finally:
+            _import_time.swap_out(swaps)
             if gc_was_enabled:
                 gc.enable()
             self._tracer.end_run()
@@ -419,18 +422,22 @@ class Scheduler:
         self._next_event = next_event
 
     def _on_step(self, code: CodeType, offset: int, frame: FrameType | None) -> None:
-        """A preemption point in user code, reached by the running thread."""
+        """A preemption point in user code, reached by the running thread.
+
+        The hot path: one call per bytecode of user code, so it does the least
+        it can (the story's values are read only in detailed runs).
+        """
         step = self.step = self.step + 1
-        record = self.current
-        if record.quiet:  # type: ignore[union-attr]
-            record.quiet = False  # type: ignore[union-attr]
-        self.trace.append((record.index, code, offset, None))  # type: ignore[union-attr]
-        if self.detailed and frame is not None:
-            self._record_detail(record, code, offset, frame)  # type: ignore[arg-type]
-        if self.record_opportunities:
-            self._note_opportunity(record, step)  # type: ignore[arg-type]
+        record: ThreadRecord = self.current  # type: ignore[assignment]
+        record.quiet = False
+        self.trace.append((record.index, code, offset, None))
+        if self._observing:
+            if self.detailed and frame is not None:
+                self._record_detail(record, code, offset, frame)
+            if self.record_opportunities:
+                self._note_opportunity(record, step)
         if step >= self._next_event:
-            self._decide(record, step)  # type: ignore[arg-type]
+            self._decide(record, step)
 
     def sync_point(self, record: ThreadRecord, operation: str) -> None:
         """A preemption point at a synchronisation operation (acquire, release, wait, sleep...)."""

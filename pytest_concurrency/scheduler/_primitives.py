@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import sys
 from collections import deque
+from types import FrameType
 from typing import Any
 
 from . import _real, _state
@@ -27,9 +28,9 @@ _serial = itertools.count(1)
 _making = _real.allocate_lock()
 
 
-def _creation_site() -> tuple[str, int] | None:
+def _creation_site(depth: int = 2) -> tuple[str, int] | None:
     """(file, line) of the user code that made the primitive (the stdlib may be in between)."""
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(depth)
     while frame is not None:
         code = frame.f_code
         if is_user_file(code.co_filename):
@@ -53,8 +54,40 @@ def _deadline(record: ThreadRecord, timeout: float | None) -> float | None:
 
 
 class _ControlledLockBase:
-    __slots__ = ()
+    """What Lock and RLock share: the real lock for other threads, the controlled state."""
+
+    __slots__ = ("_real", "_c_owner", "_c_count", "_c_waiters", "_c_serial", "_c_site", "__weakref__")
     _kind = "Lock"
+
+    def __init__(self, real: Any, count: int | None) -> None:
+        self._real = real
+        self._c_owner: ThreadRecord | None = None
+        self._c_count = count  # None for a Lock; the recursion depth for an RLock
+        self._c_waiters: list[ThreadRecord] = []
+        self._c_serial = next(_serial)
+        self._c_site = _creation_site(3)
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        record = _controlled.get(_get_ident())
+        if record is None:
+            return self._real.acquire(blocking, timeout)
+        return self._c_acquire(record, blocking, timeout)
+
+    def release(self) -> None:
+        record = _controlled.get(_get_ident())
+        if record is None:
+            return self._real.release()
+        self._c_release(record)
+        # Right after a release is where a waiter can overtake: a preemption point.
+        record.scheduler.sync_point(record, f"{self._kind}.release")
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def _at_fork_reinit(self) -> None:
+        self._real._at_fork_reinit()
 
     def _describe(self) -> str:
         return f"{self._kind}#{self._c_serial}{_site_text(self._c_site)}"
@@ -128,43 +161,15 @@ class Lock(_ControlledLockBase):
     True
     """
 
-    __slots__ = ("_real", "_c_owner", "_c_count", "_c_waiters", "_c_serial", "_c_site", "__weakref__")
+    __slots__ = ()
 
     def __init__(self) -> None:
-        factory = _state.found.get("Lock", _real.allocate_lock)
-        self._real = factory()
-        self._c_owner: ThreadRecord | None = None
-        self._c_count: int | None = None
-        self._c_waiters: list[ThreadRecord] = []
-        self._c_serial = next(_serial)
-        self._c_site = _creation_site()
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        record = _controlled.get(_get_ident())
-        if record is None:
-            return self._real.acquire(blocking, timeout)
-        return self._c_acquire(record, blocking, timeout)
-
-    def release(self) -> None:
-        record = _controlled.get(_get_ident())
-        if record is None:
-            return self._real.release()
-        self._c_release(record)
-        # Right after a release is where a waiter can overtake: a preemption point.
-        record.scheduler.sync_point(record, f"{self._kind}.release")
+        super().__init__(_state.found.get("Lock", _real.allocate_lock)(), None)
 
     def locked(self) -> bool:
         if _get_ident() in _controlled:
             return self._c_owner is not None
         return self._real.locked()
-
-    __enter__ = acquire
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-    def _at_fork_reinit(self) -> None:
-        self._real._at_fork_reinit()
 
     def __repr__(self) -> str:
         state = "locked" if self.locked() else "unlocked"
@@ -180,8 +185,8 @@ class RLock(_ControlledLockBase):
     True
     """
 
+    __slots__ = ()
     _kind = "RLock"
-    __slots__ = ("_real", "_c_owner", "_c_count", "_c_waiters", "_c_serial", "_c_site", "__weakref__")
 
     def __init__(self) -> None:
         factory = _state.found.get("RLock")
@@ -189,31 +194,7 @@ class RLock(_ControlledLockBase):
             import threading
 
             factory = threading._CRLock or threading._PyRLock  # type: ignore[attr-defined]
-        self._real = factory()
-        self._c_owner: ThreadRecord | None = None
-        self._c_count: int | None = 0
-        self._c_waiters: list[ThreadRecord] = []
-        self._c_serial = next(_serial)
-        self._c_site = _creation_site()
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        record = _controlled.get(_get_ident())
-        if record is None:
-            return self._real.acquire(blocking, timeout)
-        return self._c_acquire(record, blocking, timeout)
-
-    def release(self) -> None:
-        record = _controlled.get(_get_ident())
-        if record is None:
-            return self._real.release()
-        self._c_release(record)
-        # Right after a release is where a waiter can overtake: a preemption point.
-        record.scheduler.sync_point(record, f"{self._kind}.release")
-
-    __enter__ = acquire
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
+        super().__init__(factory(), 0)
 
     # The protocol threading.Condition uses with an RLock.
     def _is_owned(self) -> bool:
@@ -238,9 +219,6 @@ class RLock(_ControlledLockBase):
         if record is None:
             return self._real._acquire_restore(state)
         self._c_reacquire(record, state)
-
-    def _at_fork_reinit(self) -> None:
-        self._real._at_fork_reinit()
 
     def __repr__(self) -> str:
         owner = self._c_owner.name if self._c_owner else None
@@ -298,6 +276,8 @@ class Condition:
                         factory = threading.Condition
                     real = self._real_condition = factory(self._lock)
         return real
+
+    _kind = "Condition"
 
     def _describe(self) -> str:
         return f"Condition#{self._c_serial}{_site_text(self._c_site)}"

@@ -12,7 +12,7 @@ from collections import Counter
 from types import CodeType, FrameType
 from typing import Any
 
-from . import _engine
+from . import _engine, _primitives
 from ._engine import FINISHED, Scheduler, ThreadRecord, user_frames
 
 _SHOWN_TYPES = (int, float, str, bool, type(None), bytes)
@@ -367,6 +367,12 @@ def blocking_call(frame: FrameType | None) -> str | None:
     name = _PLUGIN_API_NAMES.get(code.co_name)
     if name:
         return name
+    if code.co_filename == _primitives.__file__:
+        # Our primitives share their methods (a base class's acquire): the
+        # primitive's own kind says what the student called.
+        kind = getattr(callee.f_locals.get("self"), "_kind", None)
+        if kind is not None:
+            return f"{kind}.{code.co_name}"
     qualname = getattr(code, "co_qualname", None)
     if qualname is None:
         owner = callee.f_locals.get("self")

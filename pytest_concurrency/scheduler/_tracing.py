@@ -64,17 +64,21 @@ class SettraceTracer:
     """3.10/3.11: a per-thread trace function with opcode events in user frames."""
 
     def __init__(self, on_step: Callable[[CodeType, int, FrameType], None]) -> None:
-        def local(frame: FrameType, event: str, arg: object):
-            if event == "opcode":
-                on_step(frame.f_code, frame.f_lasti, frame)
-            return local
-
         def global_(frame: FrameType, event: str, arg: object):
-            if is_user_file(frame.f_code.co_filename):
-                frame.f_trace_opcodes = True
-                frame.f_trace_lines = False
+            # frame.f_code is an audited attribute (every audit hook runs on each
+            # read): read it once per call, never per opcode.
+            code = frame.f_code
+            if not is_user_file(code.co_filename):
+                return None
+            frame.f_trace_opcodes = True
+            frame.f_trace_lines = False
+
+            def local(frame: FrameType, event: str, arg: object):
+                if event == "opcode":
+                    on_step(code, frame.f_lasti, frame)
                 return local
-            return None
+
+            return local
 
         self._global = global_
 

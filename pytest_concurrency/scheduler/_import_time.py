@@ -1,0 +1,251 @@
+"""Locks made at import time, swapped for controlled ones for the length of a run.
+
+Students write ``LOCK = threading.Lock()`` at the top of a module, or as a
+class attribute.  Those are made before any test patches ``threading``, so
+they are the interpreter's own locks, which the scheduler cannot see: a
+thread blocked on one would block for real.  For the length of a run, every
+such lock the callables can reach by name is replaced by a controlled one
+(the same controlled lock wherever the real one was found), and put back
+afterwards.
+
+Reached by name means: the globals of each callable's module, the modules
+and the user-defined classes those globals name, and the ``__dict__`` of
+objects they name; only modules of user code are looked at (never the
+standard library, site-packages or the plugin).  A lock held at the start of
+the run is left alone: swapping it would free it.  Where the locks are is
+found once per module and found again when its globals change in number, so
+a run pays for a few lookups, not a scan.
+"""
+
+from __future__ import annotations
+
+import _thread
+import functools
+import sys
+import types
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from . import _state
+from ._tracing import is_user_file
+
+_LOCK = _thread.LockType
+_RLOCK: type = getattr(_thread, "RLock", type(None))
+
+# (namespace, key, original); restored in reverse order.
+Swaps = list[tuple[dict[str, Any] | type, str, Any]]
+
+
+def swap_in(callables: Iterable[Callable[..., Any]]) -> Swaps:
+    """Replace the real locks the callables reach by controlled ones; what to restore."""
+    kinds = _lock_kinds()
+    made: dict[int, Any] = {}
+    swaps: Swaps = []
+    for namespace, key, value in _real_locks(callables, kinds):
+        controlled = made.get(id(value))
+        if controlled is None:
+            if not _is_free(value):
+                continue
+            from . import _primitives
+
+            controlled = _primitives.Lock() if kinds[type(value)] == "Lock" else _primitives.RLock()
+            controlled._c_site = None  # made at import time: the report names it instead
+            made[id(value)] = controlled
+        swaps.append((namespace, key, value))
+        _store(namespace, key, controlled)
+    return swaps
+
+
+def swap_out(swaps: Swaps) -> None:
+    for namespace, key, original in reversed(swaps):
+        _store(namespace, key, original)
+
+
+def _store(namespace: dict[str, Any] | type, key: str, value: Any) -> None:
+    if isinstance(namespace, dict):
+        namespace[key] = value
+    else:
+        setattr(namespace, key, value)
+
+
+def _is_free(lock: Any) -> bool:
+    is_owned = getattr(lock, "_is_owned", None)  # an RLock held by this very thread
+    if is_owned is not None and is_owned():
+        return False
+    if not lock.acquire(False):
+        return False
+    lock.release()
+    return True
+
+
+_kinds_cache: list[Any] = [None, None, None]  # found Lock, found RLock, their kinds
+
+
+def _lock_kinds() -> dict[type, str]:
+    """The types of uncontrolled locks: the interpreter's, and whatever ``threading``
+    offered when the patches went in (another tool's instrumented lock)."""
+    lock, rlock = _state.found.get("Lock"), _state.found.get("RLock")
+    if _kinds_cache[0] is lock and _kinds_cache[1] is rlock:
+        return _kinds_cache[2]
+    kinds: dict[type, str] = {_LOCK: "Lock", _RLOCK: "RLock"}
+    for name, factory in (("Lock", lock), ("RLock", rlock)):
+        if factory is not None:
+            kinds.setdefault(factory if isinstance(factory, type) else type(factory()), name)
+    _kinds_cache[:] = [lock, rlock, kinds]
+    return kinds
+
+
+def _real_locks(
+    callables: Iterable[Callable[..., Any]], kinds: dict[type, str]
+) -> Iterator[tuple[Any, str, Any]]:
+    seen: set[int] = set()
+    for function in callables:
+        for root in _globals_of(function):
+            if id(root) in seen:
+                continue
+            seen.add(id(root))
+            # Where the locks were when this module was last scanned: re-read
+            # each run (a run costs no full scan unless a namespace grew).
+            for holder, key in _reach(root).slots(kinds):
+                value = holder.get(key) if isinstance(holder, dict) else vars(holder).get(key)
+                if type(value) in kinds:
+                    yield holder, key, value
+
+
+class _Reach:
+    """What a module's globals lead to: user modules, classes and objects (computed once)."""
+
+    __slots__ = ("root", "namespaces", "holders", "sizes", "_slots", "_kinds")
+
+    def __init__(self, root: dict[str, Any]) -> None:
+        self.root = root  # kept alive, so its id is not reused while cached
+        self.namespaces: list[dict[str, Any]] = [root]
+        self.holders: list[Any] = []
+        self._slots: list[tuple[Any, str]] = []
+        self._kinds: dict[type, str] | None = None
+        for value in list(root.values()):
+            self._add(value)
+        for namespace in self.namespaces[1:]:
+            for value in list(namespace.values()):
+                if not isinstance(value, (types.ModuleType, types.FunctionType)):
+                    self._add_holder(value)
+
+        self.sizes = [len(namespace) for namespace in self.namespaces]
+
+    def current(self) -> bool:
+        return all(len(n) == size for n, size in zip(self.namespaces, self.sizes, strict=True))
+
+    def slots(self, kinds: dict[type, str]) -> list[tuple[Any, str]]:
+        """(namespace or class, name) of every lock of these kinds, found once."""
+        if self._kinds is not kinds:
+            self._kinds = kinds
+            found: list[tuple[Any, str]] = []
+            for namespace in self.namespaces:
+                found.extend((namespace, key) for key, value in namespace.items() if type(value) in kinds)
+            for holder in self.holders:
+                found.extend((h, key) for h, key, _ in _locks_in(holder, kinds))
+            self._slots = found
+        return self._slots
+
+    def _add(self, value: Any) -> None:
+        if isinstance(value, types.ModuleType):
+            if _is_user_module(value) and all(n is not value.__dict__ for n in self.namespaces):
+                self.namespaces.append(value.__dict__)
+        elif isinstance(value, (types.FunctionType, type)):
+            # ``from bank import transfer``: bank's globals too.
+            module = sys.modules.get(getattr(value, "__module__", None) or "")
+            if (
+                module is not None
+                and _is_user_module(module)
+                and all(n is not module.__dict__ for n in self.namespaces)
+            ):
+                self.namespaces.append(module.__dict__)
+            if isinstance(value, type):
+                self._add_holder(value)
+        else:
+            self._add_holder(value)
+
+    def _add_holder(self, value: Any) -> None:
+        cls = value if isinstance(value, type) else type(value)
+        if _is_user_class(cls) and all(h is not value for h in self.holders):
+            self.holders.append(value)
+
+
+_reaches: dict[int, _Reach] = {}
+
+
+def _reach(root: dict[str, Any]) -> _Reach:
+    reach = _reaches.get(id(root))
+    if reach is None or reach.root is not root or not reach.current():
+        reach = _reaches[id(root)] = _Reach(root)
+    return reach
+
+
+def _locks_in(holder: Any, kinds: dict[type, str]) -> Iterator[tuple[Any, str, Any]]:
+    """Locks in a user class's attributes, or in a user object's ``__dict__``."""
+    if isinstance(holder, type):
+        for key, value in list(vars(holder).items()):
+            if type(value) in kinds:
+                yield holder, key, value
+        return
+    try:
+        namespace = object.__getattribute__(holder, "__dict__")
+    except AttributeError:
+        return
+    if isinstance(namespace, dict):
+        for key, value in list(namespace.items()):
+            if type(value) in kinds:
+                yield namespace, key, value
+
+
+_roots: dict[tuple[int, int], tuple[Any, type, list[dict[str, Any]]]] = {}
+
+
+def _globals_of(function: Any) -> list[dict[str, Any]]:
+    """The user modules' globals a callable runs in (its own, its object's class's)."""
+    while isinstance(function, functools.partial):
+        function = function.func
+    target = getattr(function, "__func__", function)  # a bound method
+    owner_type = type(getattr(function, "__self__", None))
+    # Keyed by code, not function: a test makes new lambdas for every example,
+    # but they share their code, and with it their globals.
+    code = getattr(target, "__code__", None)
+    if code is None:
+        return _find_globals(function, target)
+    cached = _roots.get((id(code), id(owner_type)))
+    if cached is not None and cached[0] is code and cached[1] is owner_type:
+        return cached[2]
+    found = _find_globals(function, target)
+    _roots[(id(code), id(owner_type))] = (code, owner_type, found)
+    return found
+
+
+def _find_globals(function: Any, target: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    namespace = getattr(target, "__globals__", None)
+    if isinstance(namespace, dict) and _is_user_namespace(namespace):
+        found.append(namespace)
+    owner = getattr(function, "__self__", None)
+    if owner is not None and not isinstance(owner, types.ModuleType):
+        module = sys.modules.get(type(owner).__module__)
+        if module is not None and _is_user_module(module):
+            found.append(module.__dict__)
+    if isinstance(function, type):
+        module = sys.modules.get(function.__module__)
+        if module is not None and _is_user_module(module):
+            found.append(module.__dict__)
+    return found
+
+
+def _is_user_namespace(namespace: dict[str, Any]) -> bool:
+    filename = namespace.get("__file__")
+    return isinstance(filename, str) and is_user_file(filename)
+
+
+def _is_user_module(module: types.ModuleType) -> bool:
+    return _is_user_namespace(module.__dict__)
+
+
+def _is_user_class(cls: type) -> bool:
+    module = sys.modules.get(getattr(cls, "__module__", ""), None)
+    return module is not None and _is_user_module(module)

@@ -1,0 +1,75 @@
+"""The pytest side of :func:`~pytest_concurrency.schedules`: patch scope and sensible settings.
+
+A test given ``schedules()`` gets the controlled primitives from before its
+fixtures run until after its teardown, and settings that suit controlled runs
+(no deadline; derandomized for exercise tests and in CI).  The strategy
+itself lives in :mod:`pytest_concurrency.schedules`, which keeps this module
+out of its import: ``from pytest_concurrency import schedules`` is the
+function, whatever pytest imported first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .schedules import _end_of_test, _install_for_test, uses_schedules
+
+
+def _is_exercise_test(item: pytest.Item) -> bool:
+    from .layout import exercise_folder
+
+    path = getattr(item, "path", None)
+    return path is not None and exercise_folder(Path(path)) is not None
+
+
+def _sensible_settings(item: pytest.Item) -> None:
+    """Defaults for schedule tests, on top of (never instead of) the test's own @settings."""
+    from hypothesis import HealthCheck, settings
+
+    function = getattr(item, "obj", None)
+    if function is None or not uses_schedules(function):
+        return
+    current = getattr(function, "_hypothesis_internal_use_settings", None) or settings.default
+    changes: dict[str, Any] = {}
+    default_deadline = settings.get_profile("default").deadline
+    if current.deadline == default_deadline:
+        # Controlled runs start real threads: their time says nothing about the code.
+        changes["deadline"] = None
+    suppressed = list(current.suppress_health_check)
+    for check in (HealthCheck.too_slow, HealthCheck.data_too_large):
+        if check not in suppressed:
+            suppressed.append(check)
+    changes["suppress_health_check"] = suppressed
+    if not current.derandomize and (os.environ.get("CI") or _is_exercise_test(item)):
+        # A grade must not depend on luck: the same schedules on every run.
+        changes["derandomize"] = True
+    with contextlib.suppress(AttributeError):  # a test object that refuses attributes
+        function._hypothesis_internal_use_settings = settings(current, **changes)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        _sensible_settings(item)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    # Before the fixtures run: a Counter (and its Lock) made by a fixture is
+    # controllable in the test's schedule.run like one made in the test body.
+    function = getattr(item, "obj", None)
+    if function is not None and uses_schedules(function):
+        _install_for_test()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    try:
+        return (yield)
+    finally:
+        _end_of_test()
