@@ -26,7 +26,6 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -38,21 +37,25 @@ MAX_BLOCKING = 0.5
 CHECK_EVERY = 0.1
 
 
-@dataclass
 class Blocked:
     """One greenlet seen running without yielding, at one or more checks in a row."""
 
-    greenlet: str
-    stack: str
-    longest: float  # seconds without a switch, as last seen (at least)
+    __slots__ = ("greenlet", "stack", "longest")
+
+    def __init__(self, greenlet: str, stack: str, longest: float) -> None:
+        self.greenlet = greenlet
+        self.stack = stack
+        self.longest = longest  # seconds without a switch, as last seen (at least)
 
 
-@dataclass
 class Watch:
     """What the monitor found during one test."""
 
-    blocked: dict[int, Blocked] = field(default_factory=dict)
-    reported: int = 0
+    __slots__ = ("blocked", "reported")
+
+    def __init__(self) -> None:
+        self.blocked: dict[int, Blocked] = {}
+        self.reported = 0
 
 
 _current: Watch | None = None

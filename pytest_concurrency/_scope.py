@@ -25,7 +25,8 @@ _strict_key = pytest.StashKey[bool]()
 _in_exercise: dict[object, bool] = {}
 
 
-def _in_exercise_folder(path: object) -> bool:
+def in_exercise_folder(path: object) -> bool:
+    """Whether the test file ``path`` is inside an ``NN_name`` folder (cached per path)."""
     found = _in_exercise.get(path)
     if found is None:
         found = _in_exercise[path] = exercise_folder(path) is not None  # type: ignore[arg-type]
@@ -38,7 +39,7 @@ def is_strict(item: pytest.Item) -> bool:
     if known is None:
         known = item.stash[_strict_key] = (
             item.config.getini("hygiene_scope") == "all"
-            or _in_exercise_folder(item.path)
+            or in_exercise_folder(item.path)
             or item.get_closest_marker("hygiene") is not None
         )
     return known

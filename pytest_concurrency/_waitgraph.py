@@ -31,12 +31,12 @@ from __future__ import annotations
 import _thread
 import contextlib
 import itertools
+import os
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any
 
@@ -53,10 +53,12 @@ SLICE = 0.05
 _serials = itertools.count(1)
 _OUR_FILE = __file__
 # Frames of these files are plumbing: a site is the first frame outside them.
-_PLUMBING = {_OUR_FILE, threading.__file__}
-for _name in ("queue", "concurrent.futures._base", "concurrent.futures.thread"):
-    _module = sys.modules.get(_name) or __import__(_name, fromlist=["_"])
-    _PLUMBING.add(_module.__file__)
+# (Found next to threading.py, not imported: most test runs never need them.)
+_STDLIB = os.path.dirname(threading.__file__)
+_PLUMBING = {_OUR_FILE, threading.__file__} | {
+    os.path.join(_STDLIB, *name.split("/"))
+    for name in ("queue.py", "concurrent/futures/_base.py", "concurrent/futures/thread.py")
+}
 
 
 Site = tuple[CodeType, int]
@@ -80,10 +82,17 @@ def format_site(site: Site | None) -> str:
     return f"{where}: {source}" if source else where
 
 
-@dataclass
 class Held:
-    lock: InstrumentedLock | InstrumentedRLock
-    site: Site | None
+    """A lock a thread holds, and where it took it."""
+
+    __slots__ = ("lock", "site")
+
+    def __init__(self, lock: InstrumentedLock | InstrumentedRLock, site: Site | None) -> None:
+        self.lock = lock
+        self.site = site
+
+    def __repr__(self) -> str:
+        return f"Held({self.lock!r}, {format_site(self.site)})"
 
 
 class Wait:
@@ -102,27 +111,86 @@ class Wait:
         return f"Wait({self.kind!r}, {self.target!r}, timed={self.timed}, since={self.since:.3f})"
 
 
-@dataclass
+class Holder:
+    """One thread's stack of held watched locks, linked through the locks themselves.
+
+    ``top`` is the lock it took last (or None), and each held lock's ``_below``
+    is the one its owner took before it.  A thread finds its own holder in a
+    thread-local, which is cheaper than its ident and a shared dict.
+    """
+
+    __slots__ = ("ident", "top")
+
+    def __init__(self, ident: int) -> None:
+        self.ident = ident
+        self.top: Any = None
+
+
+_local = _thread._local()
+# ident -> the holder of the thread that had that ident last: for reports.
+_holders: dict[int, Holder] = {}
+
+
+def _new_holder() -> Holder:
+    """The calling thread's holder, the first time it takes a watched lock."""
+    ident = _get_ident()
+    holder = _local.holder = Holder(ident)
+    _holders[ident] = holder
+    return holder
+
+
+def _after_fork_in_child() -> None:
+    """Only the forking thread lives on: its stack keeps the locks still locked in the child."""
+    holder = getattr(_local, "holder", None)
+    _holders.clear()
+    if holder is None:
+        return
+    kept = [lock for lock in _chain(holder.top) if lock._holder is holder and lock._raw.locked()]
+    below = None
+    for lock in kept:
+        lock._below = below
+        below = lock
+    holder.top = below
+    _holders[holder.ident] = holder
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _my_holder() -> Holder:
+    try:
+        return _local.holder  # type: ignore[no-any-return]
+    except AttributeError:
+        return _new_holder()
+
+
 class OrderEdge:
     """Lock ``first`` was held while ``second`` was taken, by ``thread`` at these sites."""
 
-    first: Any
-    second: Any
-    thread: str
-    first_site: Site | None
-    second_site: Site | None
+    __slots__ = ("first", "second", "thread", "first_site", "second_site")
+
+    def __init__(self, first: Any, second: Any, thread: str, first_site: Site | None,
+                 second_site: Site | None) -> None:
+        self.first = first
+        self.second = second
+        self.thread = thread
+        self.first_site = first_site
+        self.second_site = second_site
+
+    def __repr__(self) -> str:
+        return f"OrderEdge({self.first!r} -> {self.second!r} in {self.thread!r})"
 
 
-# The locks a thread holds form a stack linked through the locks themselves:
-# ident -> the lock it took last (or None), and each held lock's ``_below`` is
-# the one its owner took before it.  One dict store per acquire and release.
-_top: dict[int, Any] = {}
 # ident -> the blocked call it is in (recorded only once a wait outlasts its first slice).
 _waits: dict[int, Wait] = {}
 # ident -> the report: set by the detector, read by the thread between slices.
 _unwound: dict[int, str] = {}
 # (serial of first, serial of second) -> first time seen; and inversions found.
 _order: dict[tuple[int, int], OrderEdge] = {}
+# serial of first -> its edges, for the path search.
+_successors: dict[int, list[OrderEdge]] = {}
+# Bumped by reset_order: what a lock remembers of the order graph (``_after``) is from this one.
+_generation = 0
 _order_lock = _allocate_lock()
 _inversions: list[tuple[OrderEdge, list[OrderEdge]]] = []
 # Called with the new Wait whenever a wait is recorded (the watchdog's alarm clock).
@@ -164,7 +232,7 @@ def _chain(lock: Any) -> list[Any]:
 def held_by_thread() -> dict[int, list[Held]]:
     return {
         ident: [Held(lock, _site_of(lock._frame, lock._lasti)) for lock in _chain(top)]
-        for ident, top in list(_top.items()) if top is not None
+        for ident, top in [(i, h.top) for i, h in list(_holders.items())] if top is not None
     }
 
 
@@ -248,7 +316,9 @@ def _record_order(lock: Any, below: Any, me: int) -> None:
     serial = lock._serial
     site = None
     first = below
-    while first is not None:
+    steps = 0
+    while first is not None and steps < 10_000:  # (a stack is never that deep: bounded all the same)
+        steps += 1
         if first is not lock:
             key = (first._serial, serial)
             if key not in _order:
@@ -256,6 +326,9 @@ def _record_order(lock: Any, below: Any, me: int) -> None:
                     site = _site_of(lock._frame, lock._lasti)
                 _new_edge(first, lock, key, _site_of(first._frame, first._lasti), site, me)
         first = first._below
+    # Taken again right over ``below`` alone, it adds nothing: the fast paths skip this call.
+    lock._after = below if below._below is None else None
+    lock._after_generation = _generation
 
 
 def _new_edge(first: Any, lock: Any, key: tuple[int, int], first_site: Site | None,
@@ -270,20 +343,18 @@ def _new_edge(first: Any, lock: Any, key: tuple[int, int], first_site: Site | No
             return
         _order[key] = edge
         path = _order_path(lock._serial, first._serial)
+        _successors.setdefault(first._serial, []).append(edge)
         if path is not None:
             _inversions.append((edge, path))
 
 
 def _order_path(start: int, goal: int) -> list[OrderEdge] | None:
     """Edges of a path start -> ... -> goal in the lock-order graph, or None."""
-    successors: dict[int, list[OrderEdge]] = {}
-    for (a, _b), edge in _order.items():
-        successors.setdefault(a, []).append(edge)
     stack: list[tuple[int, list[OrderEdge]]] = [(start, [])]
     seen = {start}
     while stack:
         node, path = stack.pop()
-        for edge in successors.get(node, ()):
+        for edge in _successors.get(node, ()):
             nxt = edge.second._serial
             if nxt == goal:
                 return [*path, edge]
@@ -299,41 +370,41 @@ def order_inversions() -> list[tuple[OrderEdge, list[OrderEdge]]]:
 
 
 def reset_order() -> None:
+    global _generation
+    _generation += 1
     if _order or _inversions:
         with _order_lock:
             _order.clear()
+            _successors.clear()
             _inversions.clear()
 
 
 def _took(lock: Any, blocking: bool, frame: FrameType) -> None:
-    """``lock`` was just acquired by this thread from ``frame``: push it on the thread's stack."""
-    me = _get_ident()
-    lock._owner = me
-    while frame.f_code.co_filename in _PLUMBING and frame.f_back is not None:
-        frame = frame.f_back  # Condition, Queue, ...: the site is in the code that called them
+    """``lock`` was just acquired by this thread, from ``frame`` (the slow paths)."""
+    holder = lock._holder = _my_holder()
     lock._frame = frame
     lock._lasti = frame.f_lasti
-    below = lock._below = _top.get(me)
-    _top[me] = lock
+    below = lock._below = holder.top
+    holder.top = lock
     if below is not None and blocking:
-        _record_order(lock, below, me)
+        _record_order(lock, below, holder.ident)
 
 
-def _dropped(lock: Any, owner: int | None) -> None:
-    """Take ``lock`` off its owner's stack (it is usually the top)."""
-    if owner is None:
+def _dropped(lock: Any) -> None:
+    """Take ``lock`` off its holder's stack (it is usually the top)."""
+    holder = lock._holder
+    if holder is None:
         return
-    top = _top.get(owner)
+    top = holder.top
     if top is lock:
-        _top[owner] = lock._below
+        holder.top = lock._below
     else:
         while top is not None:
             if top._below is lock:
                 top._below = lock._below
                 break
             top = top._below
-    lock._below = None
-    lock._frame = None
+    lock._holder = lock._below = lock._frame = None
 
 
 # id(lock) -> the name code uses for it ("a", "self._lock"), filled by name_locks().
@@ -364,6 +435,16 @@ def name_locks(frames: Iterable[FrameType | None]) -> None:
             frame = frame.f_back
 
 
+# The fast paths below are written out in full, method by method: on an
+# uncontended lock every extra call costs a visible share of the real acquire.
+# They record the calling frame and its offset as they are; a frame of
+# threading, queue or concurrent.futures is walked past only when a site is
+# shown (see _site_of), since its callers stay suspended in it meanwhile.
+# Lock-order edges are looked for only when a lock is taken over another one,
+# and not again when it is taken over the same single lock as last time
+# (``_after``, valid for one generation of the order graph).
+
+
 class InstrumentedLock:
     """``threading.Lock`` that knows its owner, its waiters and where it was taken.
 
@@ -372,85 +453,125 @@ class InstrumentedLock:
     report), and a push on the owner's stack of held locks.
     """
 
-    __slots__ = ("_raw", "_owner", "_below", "_frame", "_lasti", "_serial", "created", "__weakref__")
+    __slots__ = ("_raw", "_holder", "_below", "_frame", "_lasti", "_serial", "created",
+                 "_after", "_after_generation", "__weakref__")
 
     def __init__(self) -> None:
+        self._init(_caller_site(_getframe(1)))
+
+    def _init(self, created: Site | None) -> None:
         self._raw = _allocate_lock()
-        self._owner: int | None = None
+        self._holder: Holder | None = None
         self._below: Any = None
         self._frame: FrameType | None = None
         self._lasti = 0
         self._serial = next(_serials)
-        self.created = _caller_site(_getframe(1))
+        self.created = created
+        self._after: Any = None
+        self._after_generation = -1
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         if timeout != -1:
             _check_timeout(blocking, timeout)
-        if self._raw.acquire(False):
-            _took(self, blocking, _getframe(1))
-            return True
-        if not blocking or not _blocking_acquire(self._raw, timeout, "acquire", self):
+        raw = self._raw
+        if not raw.acquire(False) and (
+            not blocking or not _blocking_acquire(raw, timeout, "acquire", self)
+        ):
             return False
-        _took(self, True, _getframe(1))
+        try:
+            holder = _local.holder
+        except AttributeError:
+            holder = _new_holder()
+        self._holder = holder
+        below = self._below = holder.top
+        holder.top = self
+        frame = self._frame = _getframe(1)
+        self._lasti = frame.f_lasti
+        if below is not None and blocking and (
+            self._after is not below or below._below is not None
+            or self._after_generation != _generation
+        ):
+            _record_order(self, below, holder.ident)
         return True
 
     def __enter__(self) -> bool:
-        # The caller first, outside the locked section (it keeps that short under contention).
-        frame = _getframe(1)
-        if frame.f_code.co_filename in _PLUMBING:
-            frame = _user_frame(frame)
-        lasti = frame.f_lasti
-        if not self._raw.acquire(False):
-            _blocking_acquire(self._raw, None, "acquire", self)
-        me = self._owner = _get_ident()
-        below = self._below = _top.get(me)
-        _top[me] = self
-        self._frame = frame
-        self._lasti = lasti
-        if below is not None:
-            _record_order(self, below, me)
+        raw = self._raw
+        if not raw.acquire(False):
+            _blocking_acquire(raw, None, "acquire", self)
+        try:
+            holder = _local.holder
+        except AttributeError:
+            holder = _new_holder()
+        self._holder = holder
+        below = self._below = holder.top
+        holder.top = self
+        frame = self._frame = _getframe(1)
+        self._lasti = frame.f_lasti
+        if below is not None and (
+            self._after is not below or below._below is not None
+            or self._after_generation != _generation
+        ):
+            _record_order(self, below, holder.ident)
         return True
 
+
     def release(self) -> None:
-        owner = self._owner
-        if _unwound or owner is None:
-            self._release_unusual(owner)
+        holder = self._holder
+        if holder is None or _unwound:
+            self._release_unusual()
             return
         # Forget the owner before the real release: right after it, another
         # thread may take the lock and record itself as the owner.
-        self._owner = None
-        if _top.get(owner) is self:
-            _top[owner] = self._below
-            self._frame = None
+        self._holder = self._frame = None
+        if holder.top is self:
+            holder.top = self._below  # (a released lock's _below is never read)
         else:
-            _dropped(self, owner)
+            self._holder = holder
+            _dropped(self)
         self._raw.release()
 
-    def __exit__(self, *exc_info: object) -> None:
-        owner = self._owner
-        if _unwound or owner is None:
-            self._release_unusual(owner)
+    def __exit__(self, exc_type: object = None, exc: object = None, traceback: object = None) -> None:
+        holder = self._holder
+        if holder is None or _unwound:
+            self._release_unusual()
             return
-        self._owner = None  # before the real release, as in release()
-        if _top.get(owner) is self:
-            _top[owner] = self._below  # (a released lock's _below is never read)
-            self._frame = None
+        self._holder = self._frame = None  # before the real release, as in release()
+        if holder.top is self:
+            holder.top = self._below
         else:
-            _dropped(self, owner)
+            self._holder = holder
+            _dropped(self)
         self._raw.release()
 
-    def _release_unusual(self, owner: int | None) -> None:
+    def _release_unusual(self) -> None:
         me = _get_ident()
-        if _unwound and me in _unwound and (owner != me or not self._raw.locked()):
+        if _unwound and me in _unwound and (self._owner != me or not self._raw.locked()):
             return  # an unwound thread leaving a `with` whose lock it never got back
         if not self._raw.locked():
             raise RuntimeError("release unlocked lock")
-        self._owner = None
-        _dropped(self, owner)
+        _dropped(self)
         self._raw.release()
+
+    def _retake(self, frame: FrameType) -> None:
+        """Take it back after a condition's wait (the site: ``frame``, the wait's caller)."""
+        if not self._raw.acquire(False):
+            _blocking_acquire(self._raw, None, "acquire", self)
+        _took(self, False, frame)
+
+    def _retake_nowait(self, frame: FrameType) -> bool:
+        if not self._raw.acquire(False):
+            return False
+        _took(self, False, frame)
+        return True
 
     def locked(self) -> bool:
         return self._raw.locked()
+
+    @property
+    def _owner(self) -> int | None:
+        """The ident of the thread that holds it, or None."""
+        holder = self._holder
+        return None if holder is None else holder.ident
 
     @property
     def _is_owned(self) -> Callable[[], bool]:
@@ -459,9 +580,9 @@ class InstrumentedLock:
         return self._raw.locked
 
     def _at_fork_reinit(self) -> None:
+        _dropped(self)  # unlocked in the child: off its holder's stack
         self._raw._at_fork_reinit()
-        self._owner = None
-        self._below = self._frame = None
+        self._holder = self._below = self._frame = None
 
     def __repr__(self) -> str:
         state = "locked" if self._raw.locked() else "unlocked"
@@ -480,98 +601,139 @@ def _user_frame(frame: FrameType) -> FrameType:
 class InstrumentedRLock:
     """``threading.RLock`` that knows its owner, its waiters and where it was taken."""
 
-    __slots__ = ("_raw", "_owner", "_count", "_below", "_frame", "_lasti", "_serial", "created",
-                 "__weakref__")
+    __slots__ = ("_raw", "_holder", "_count", "_below", "_frame", "_lasti", "_serial",
+                 "created", "_after", "_after_generation", "__weakref__")
 
     def __init__(self) -> None:
+        self._init(_caller_site(_getframe(1)))
+
+    def _init(self, created: Site | None) -> None:
         self._raw = _allocate_lock()
-        self._owner: int | None = None
+        self._holder: Holder | None = None
         self._count = 0
         self._below: Any = None
         self._frame: FrameType | None = None
         self._lasti = 0
         self._serial = next(_serials)
-        self.created = _caller_site(_getframe(1))
+        self.created = created
+        self._after: Any = None  # as InstrumentedLock's
+        self._after_generation = -1
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        me = _get_ident()
-        if self._owner == me:
-            if timeout != -1:
-                _check_timeout(blocking, timeout)
-            self._count += 1
-            return True
+        try:
+            holder = _local.holder
+        except AttributeError:
+            holder = _new_holder()
         if timeout != -1:
             _check_timeout(blocking, timeout)
-        if self._raw.acquire(False):
-            self._count = 1
-            _took(self, blocking, _getframe(1))
+        if self._holder is holder:
+            self._count += 1
             return True
-        if not blocking or not _blocking_acquire(self._raw, timeout, "acquire", self):
+        raw = self._raw
+        if not raw.acquire(False) and (
+            not blocking or not _blocking_acquire(raw, timeout, "acquire", self)
+        ):
             return False
+        self._holder = holder
         self._count = 1
-        _took(self, True, _getframe(1))
+        below = self._below = holder.top
+        holder.top = self
+        frame = self._frame = _getframe(1)
+        self._lasti = frame.f_lasti
+        if below is not None and blocking and (
+            self._after is not below or below._below is not None
+            or self._after_generation != _generation
+        ):
+            _record_order(self, below, holder.ident)
         return True
 
     __enter__ = acquire
 
     def release(self) -> None:
-        me = _get_ident()
-        if self._owner != me:
-            if me in _unwound:
+        holder = self._holder
+        if holder is None or holder is not getattr(_local, "holder", None):
+            if _get_ident() in _unwound:
                 return
             raise RuntimeError("cannot release un-acquired lock")
         count = self._count = self._count - 1
         if count == 0:
-            self._owner = None
-            if _top.get(me) is self:
-                _top[me] = self._below
-                self._below = self._frame = None
+            self._holder = self._frame = None
+            if holder.top is self:
+                holder.top = self._below
             else:
-                _dropped(self, me)
+                self._holder = holder
+                _dropped(self)
             self._raw.release()
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
+    def __exit__(self, exc_type: object = None, exc: object = None, traceback: object = None) -> None:
+        holder = self._holder
+        try:
+            mine = holder is _local.holder
+        except AttributeError:
+            mine = False
+        if not mine or holder is None:
+            if _get_ident() in _unwound:
+                return
+            raise RuntimeError("cannot release un-acquired lock")
+        count = self._count = self._count - 1
+        if count == 0:
+            self._holder = self._frame = None
+            if holder.top is self:  # type: ignore[union-attr]
+                holder.top = self._below  # type: ignore[union-attr]
+            else:
+                self._holder = holder
+                _dropped(self)
+            self._raw.release()
 
     def locked(self) -> bool:
         return self._raw.locked()
 
+    @property
+    def _owner(self) -> int | None:
+        """The ident of the thread that holds it, or None."""
+        holder = self._holder
+        return None if holder is None else holder.ident
+
+    def _is_owned(self) -> bool:
+        # The protocol threading.Condition uses to wait on an RLock held n times.
+        holder = self._holder
+        return holder is not None and holder is getattr(_local, "holder", None)
+
     def _recursion_count(self) -> int:
         """How many times the calling thread holds it (multiprocessing's resource tracker asks)."""
-        return self._count if self._owner == _get_ident() else 0
-
-    # The protocol threading.Condition uses to wait on an RLock held n times.
-    def _is_owned(self) -> bool:
-        return self._owner == _get_ident()
+        return self._count if self._is_owned() else 0
 
     def _release_save(self) -> tuple[int, int | None]:
-        if self._owner != _get_ident():
+        if not self._is_owned():
             raise RuntimeError("cannot release un-acquired lock")
         state = (self._count, self._owner)
         self._count = 0
-        self._owner = None
-        _dropped(self, state[1])
+        _dropped(self)
         self._raw.release()
         return state
 
     def _acquire_restore(self, state: tuple[int, int | None]) -> None:
+        self._retake(_user_frame(_getframe(1)), state)
+
+    def _retake(self, frame: FrameType, state: tuple[int, int | None]) -> None:
+        """Take it back after a condition's wait (the site: ``frame``, the wait's caller)."""
         if not self._raw.acquire(False):
             _blocking_acquire(self._raw, None, "acquire", self)
         self._count = state[0]
-        _took(self, False, _getframe(1))
+        _took(self, False, frame)
 
-    def _acquire_restore_nowait(self, state: tuple[int, int | None]) -> bool:
+    def _retake_nowait(self, frame: FrameType, state: tuple[int, int | None]) -> bool:
         if not self._raw.acquire(False):
             return False
         self._count = state[0]
-        _took(self, False, _getframe(1))
+        _took(self, False, frame)
         return True
 
     def _at_fork_reinit(self) -> None:
+        _dropped(self)  # unlocked in the child: off its holder's stack
         self._raw._at_fork_reinit()
-        self._owner = None
+        self._holder = self._below = self._frame = None
         self._count = 0
-        self._below = self._frame = None
 
     def __repr__(self) -> str:
         state = "locked" if self._raw.locked() else "unlocked"
@@ -581,41 +743,77 @@ class InstrumentedRLock:
         return _describe(self, "RLock")
 
 
+def _rlock_created_at(site: Site | None) -> InstrumentedRLock:
+    """An RLock whose creation site is already known (a condition's own lock)."""
+    lock = InstrumentedRLock.__new__(InstrumentedRLock)
+    lock._init(site)
+    return lock
+
+
 def _make_condition_class(base: type) -> type:
-    """A subclass of the ``threading.Condition`` found at install time, with watched waits."""
+    """A subclass of the ``threading.Condition`` found at install time, with watched waits.
+
+    A condition made on a watched Lock or RLock (or on no lock: a new RLock)
+    is of one of two further subclasses, whose ``with`` takes and gives back
+    the lock itself, as fast as ``with lock:``, with the caller of ``with
+    condition:`` as the site.
+    """
 
     class InstrumentedCondition(base):  # type: ignore[misc, valid-type]
+        def __new__(cls, lock: Any = None) -> Any:
+            if cls is InstrumentedCondition:
+                if lock is None or type(lock) is InstrumentedRLock:
+                    cls = on_rlock
+                elif type(lock) is InstrumentedLock:
+                    cls = on_lock
+            return super().__new__(cls)
+
         def __init__(self, lock: Any = None) -> None:
-            super().__init__(lock)
-            self.created = _caller_site(_getframe(1))
+            self.created = site = _caller_site(_getframe(1))
+            super().__init__(_rlock_created_at(site) if lock is None else lock)
 
         def wait(self, timeout: float | None = None) -> bool:
             __tracebackhide__ = True
             if not self._is_owned():
                 raise RuntimeError("cannot wait on un-acquired lock")
+            lock = self._lock
+            # A wait is a slow path: the site where the lock is taken back is found now.
+            site = _user_frame(_getframe(1))
             waiter = _allocate_lock()
             waiter.acquire()
             self._waiters.append(waiter)
             saved_state = self._release_save()
             got_it = False
             try:
-                got_it = _blocking_acquire(waiter, timeout, "wait", self)
+                if timeout is not None and timeout <= 0:
+                    got_it = waiter.acquire(False)  # as threading's: no wait at all
+                else:
+                    got_it = _blocking_acquire(waiter, timeout, "wait", self)
             except DeadlockError:
                 self._forget(waiter)
-                restore = getattr(self._lock, "_acquire_restore_nowait", None)
-                if restore is not None:
-                    restore(saved_state)
+                if type(lock) is InstrumentedRLock:
+                    lock._retake_nowait(site, saved_state)
+                elif type(lock) is InstrumentedLock:
+                    lock._retake_nowait(site)
                 else:
-                    self._lock.acquire(False)
+                    lock.acquire(False)
                 raise
             except BaseException:
-                self._acquire_restore(saved_state)
+                self._restore(lock, site, saved_state)
                 self._forget(waiter)
                 raise
-            self._acquire_restore(saved_state)
+            self._restore(lock, site, saved_state)
             if not got_it:
                 self._forget(waiter)
             return got_it
+
+        def _restore(self, lock: Any, site: FrameType, saved_state: Any) -> None:
+            if type(lock) is InstrumentedRLock:
+                lock._retake(site, saved_state)
+            elif type(lock) is InstrumentedLock:
+                lock._retake(site)
+            else:
+                self._acquire_restore(saved_state)
 
         def _forget(self, waiter: Any) -> None:
             with contextlib.suppress(ValueError):
@@ -625,8 +823,93 @@ def _make_condition_class(base: type) -> type:
             owner = _user_object(self)
             return f"{owner} (created at {format_site(self.created)})"
 
-    InstrumentedCondition.__name__ = "Condition"
-    InstrumentedCondition.__qualname__ = "Condition"
+    class ConditionOnLock(InstrumentedCondition):
+        # InstrumentedLock.__enter__ and __exit__, on self._lock.
+        def __enter__(self) -> bool:
+            lock = self._lock
+            raw = lock._raw
+            if not raw.acquire(False):
+                _blocking_acquire(raw, None, "acquire", lock)
+            try:
+                holder = _local.holder
+            except AttributeError:
+                holder = _new_holder()
+            lock._holder = holder
+            below = lock._below = holder.top
+            holder.top = lock
+            frame = lock._frame = _getframe(1)
+            lock._lasti = frame.f_lasti
+            if below is not None and (
+                lock._after is not below or below._below is not None
+                or lock._after_generation != _generation
+            ):
+                _record_order(lock, below, holder.ident)
+            return True
+
+        def __exit__(self, exc_type: object = None, exc: object = None, traceback: object = None) -> None:
+            lock = self._lock
+            holder = lock._holder
+            if holder is None or _unwound:
+                lock._release_unusual()
+                return
+            lock._holder = lock._frame = None
+            if holder.top is lock:
+                holder.top = lock._below
+            else:
+                lock._holder = holder
+                _dropped(lock)
+            lock._raw.release()
+
+    class ConditionOnRLock(InstrumentedCondition):
+        # InstrumentedRLock.acquire and __exit__, on self._lock.
+        def __enter__(self) -> bool:
+            lock = self._lock
+            try:
+                holder = _local.holder
+            except AttributeError:
+                holder = _new_holder()
+            if lock._holder is holder:
+                lock._count += 1
+                return True
+            raw = lock._raw
+            if not raw.acquire(False):
+                _blocking_acquire(raw, None, "acquire", lock)
+            lock._holder = holder
+            lock._count = 1
+            below = lock._below = holder.top
+            holder.top = lock
+            frame = lock._frame = _getframe(1)
+            lock._lasti = frame.f_lasti
+            if below is not None and (
+                lock._after is not below or below._below is not None
+                or lock._after_generation != _generation
+            ):
+                _record_order(lock, below, holder.ident)
+            return True
+
+        def __exit__(self, exc_type: object = None, exc: object = None, traceback: object = None) -> None:
+            lock = self._lock
+            holder = lock._holder
+            try:
+                mine = holder is _local.holder
+            except AttributeError:
+                mine = False
+            if not mine or holder is None:
+                lock.__exit__()  # its errors, or an unwound thread's leaving
+                return
+            count = lock._count = lock._count - 1
+            if count == 0:
+                lock._holder = lock._frame = None
+                if holder.top is lock:
+                    holder.top = lock._below
+                else:
+                    lock._holder = holder
+                    _dropped(lock)
+                lock._raw.release()
+
+    for cls in (InstrumentedCondition, ConditionOnLock, ConditionOnRLock):
+        cls.__name__ = cls.__qualname__ = "Condition"
+    on_lock, on_rlock = ConditionOnLock, ConditionOnRLock
     return InstrumentedCondition
 
 
@@ -691,15 +974,8 @@ def format_stack(frame: FrameType | None, indent: str = "    ") -> str:
 # ---------------------------------------------------------------- install
 
 
-@dataclass
-class _Saved:
-    lock: Any
-    rlock: Any
-    condition: Any
-    join: Any
-
-
-_installed: list[_Saved] = []
+# What each install() found: Lock, RLock, Condition, Thread.join.
+_installed: list[tuple[Any, Any, Any, Any]] = []
 _original_join = threading.Thread.join
 
 
@@ -743,9 +1019,9 @@ _condition_classes: dict[type, type] = {threading.Condition: Condition}
 
 def install() -> None:
     """Replace the ``threading`` factories by watched ones; nestable."""
-    saved = _Saved(threading.Lock, threading.RLock, threading.Condition, threading.Thread.join)
+    saved = (threading.Lock, threading.RLock, threading.Condition, threading.Thread.join)
     _installed.append(saved)
-    base = saved.condition
+    base = saved[2]
     if not isinstance(base, type):  # someone put a function there: leave conditions alone
         condition = base
     else:
@@ -760,11 +1036,8 @@ def install() -> None:
 
 def uninstall() -> None:
     """Put back exactly what the matching :func:`install` found."""
-    saved = _installed.pop()
-    threading.Lock = saved.lock  # type: ignore[misc]
-    threading.RLock = saved.rlock  # type: ignore[misc]
-    threading.Condition = saved.condition  # type: ignore[misc]
-    threading.Thread.join = saved.join  # type: ignore[method-assign]
+    (threading.Lock, threading.RLock, threading.Condition,  # type: ignore[misc]
+     threading.Thread.join) = _installed.pop()  # type: ignore[method-assign]
 
 
 def is_installed() -> bool:
@@ -784,14 +1057,19 @@ def replaced_by_someone_else() -> list[str]:
 
 
 def forget_thread(ident: int) -> None:
-    _top.pop(ident, None)
+    _holders.pop(ident, None)
     _waits.pop(ident, None)
 
 
 def forget_dead_threads(alive: set[int | None]) -> None:
     """Drop what ended threads left (their idents may be reused by new threads)."""
-    for ident in [i for i in list(_top) if i not in alive]:
-        _top.pop(ident, None)
+    for ident in [i for i in list(_holders) if i not in alive]:
+        _holders.pop(ident, None)
+
+
+def threads_that_took_locks() -> int:
+    """How many threads took a watched lock since they were last forgotten."""
+    return len(_holders)
 
 
 Callback = Callable[[str], None]

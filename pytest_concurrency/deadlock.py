@@ -47,16 +47,14 @@ import threading
 import time
 import warnings
 from collections.abc import Generator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from . import _gevent_watch as gw
 from . import _waitgraph as wg
-from ._scope import is_strict
+from ._scope import in_exercise_folder, is_strict
 from .errors import DeadlockError
-from .layout import exercise_folder
 
 DEADLOCK_TIMEOUT_HELP = (
     "real (uncontrolled) runs: a wait-for cycle, or every thread of the test blocked, "
@@ -80,17 +78,21 @@ class EventLoopBlockedWarning(pytest.PytestWarning):
     """A greenlet ran for more than half a second without yielding to gevent's event loop."""
 
 
-@dataclass
 class TestState:
     """What the watchdog knows about the test that runs now."""
 
-    item: pytest.Item
-    thread: threading.Thread
-    baseline: set[threading.Thread]
-    reports: list[str] = field(default_factory=list)
-    installed: bool = False
-    timeout_snapshot: str | None = None
-    gevent: gw.Watch | None = None
+    __slots__ = ("item", "thread", "baseline", "reports", "installed", "timeout_snapshot", "gevent",
+                 "unwinding")
+
+    def __init__(self, item: pytest.Item, thread: threading.Thread, baseline: set[threading.Thread]) -> None:
+        self.item = item
+        self.thread = thread
+        self.baseline = baseline  # the threads alive when it began
+        self.reports: list[str] = []  # the watchdog's verdicts
+        self.installed = False
+        self.timeout_snapshot: str | None = None
+        self.gevent: gw.Watch | None = None
+        self.unwinding: set[int] = set()  # idents of the threads the watchdog unwound
 
 
 class Watchdog:
@@ -190,6 +192,7 @@ class Watchdog:
             self._fire(test, sorted(members), report)
 
     def _fire(self, test: TestState, idents: list[int], report: str) -> None:
+        test.unwinding.update(idents)
         test.reports.append(report)  # first: the test must fail even if the threads unwind fast
         for ident in idents:
             wg.unwind(ident, report)
@@ -443,7 +446,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if config.getoption("timeout", None) or config.getini("timeout"):
         return  # the user chose a timeout for every test
     for item in items:
-        if exercise_folder(item.path) and item.get_closest_marker("timeout") is None:
+        if in_exercise_folder(item.path) and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(seconds, method="signal"))
 
 
@@ -469,7 +472,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             gw.end()
         if test.installed:
             wg.uninstall()
-        if wg._unwound or len(wg._top) > 1:  # nothing to forget in a test that started no thread
+        if wg._unwound or wg.threads_that_took_locks() > 1:  # nothing to forget in a test that started no thread
             wg.forget_unwound([test.thread.ident or 0])
             alive = {t.ident for t in threading.enumerate()}
             wg.forget_unwound([i for i in wg.unwound_idents() if i not in alive])
@@ -484,10 +487,12 @@ def _phase(item: pytest.Item, when: str) -> Generator:
     try:
         result = yield
     except DeadlockError:
+        _let_unwound_threads_end(test)  # (the test thread was unwound too)
         raise
     except BaseException as error:
         new = test.reports[seen:]
         if new:
+            _let_unwound_threads_end(test)
             raise _watchdog_error(new[0]) from error
         if gw.is_loop_exit(error):
             raise _watchdog_error(gw.loop_exit_report(error)) from None
@@ -498,11 +503,25 @@ def _phase(item: pytest.Item, when: str) -> Generator:
         raise
     new = test.reports[seen:]
     if new:
+        _let_unwound_threads_end(test)
         raise _watchdog_error(new[0])
     _check_event_loop(item, test, when, failed=False)
     if when == "call":
         _check_order(item)
     return result
+
+
+# How long a failing phase waits for the threads it unwound to end (each notices within a slice).
+UNWIND_PATIENCE = 2.0
+
+
+def _let_unwound_threads_end(test: TestState) -> None:
+    """The run goes on clean: the next test does not start while the unwound threads still end."""
+    deadline = time.monotonic() + UNWIND_PATIENCE
+    me = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread.ident in test.unwinding and thread is not me:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _check_event_loop(item: pytest.Item, test: TestState, when: str, failed: bool) -> None:

@@ -32,41 +32,49 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Generator
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from . import _waitgraph as wg
-from ._processes import ProcessGuard, kill_tree
 from ._scope import HYGIENE_SCOPE_HELP, is_strict
 from .errors import DeadlockError
+
+if TYPE_CHECKING:
+    from ._processes import ProcessGuard
 
 # Threads that end on their own (a timer just fired, a pool winding down) get this long.
 THREAD_GRACE = 1.0
 STOP_PATIENCE = 1.0
 
 
-@dataclass
 class ThreadError:
-    thread_name: str
-    text: str
+    """An exception raised in a thread, as text."""
+
+    __slots__ = ("thread_name", "text")
+
+    def __init__(self, thread_name: str, text: str) -> None:
+        self.thread_name = thread_name
+        self.text = text
 
 
-@dataclass
 class TestHygiene:
-    strict: bool
-    threads_before: set[threading.Thread]
-    processes: ProcessGuard
-    greenlets_before: set[int] | None
-    thread_errors: list[ThreadError] = field(default_factory=list)
+    """What one test started with, and the thread errors seen while it ran."""
+
+    __slots__ = ("strict", "threads_before", "processes", "greenlets_before", "thread_errors")
+
+    def __init__(self, strict: bool, threads_before: set[threading.Thread]) -> None:
+        self.strict = strict
+        self.threads_before = threads_before
+        self.processes: ProcessGuard | None = None  # strict tests only, from their call on
+        self.greenlets_before: set[int] | None = None
+        self.thread_errors: list[ThreadError] = []
 
 
 _hygiene_key = pytest.StashKey[TestHygiene]()
@@ -79,6 +87,8 @@ class SessionHygiene:
         self.config = config
         self.current: TestHygiene | None = None
         self.left_behind: list[threading.Thread] = []
+        from ._processes import ProcessGuard
+
         self.session_processes = ProcessGuard().start()
         self.exit_status = 0
         self._previous_hook: Any = None
@@ -144,12 +154,7 @@ def _pending_greenlets() -> list[Any]:
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
     session = item.config.stash[_session_key]
     strict = is_strict(item)
-    test = TestHygiene(
-        strict=strict,
-        threads_before=set(threading.enumerate()),
-        processes=ProcessGuard(),
-        greenlets_before=None,
-    )
+    test = TestHygiene(strict, set(threading.enumerate()))
     item.stash[_hygiene_key] = test
     session.current = test
     # Per test, so that it wraps pytest's own hook (which turns them into warnings).
@@ -171,8 +176,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator:
     # threads and servers during setup that live on after this test on purpose.
     test = item.stash.get(_hygiene_key, None)
     if test is not None and test.strict:
+        from ._processes import ProcessGuard
+
         test.threads_before = set(threading.enumerate())
-        test.processes.start()
+        test.processes = ProcessGuard().start()
         test.greenlets_before = _greenlet_ids()
     return (yield)
 
@@ -195,9 +202,10 @@ def check(item: pytest.Item, test: TestHygiene) -> list[str]:
     threads = _leaked_threads(test)
     if threads:
         problems.append(_stop_threads(threads))
-    processes = test.processes.stop_survivors(grace=0.5)
-    if processes:
-        problems.append(processes)
+    if test.processes is not None:
+        processes = test.processes.stop_survivors(grace=0.5)
+        if processes:
+            problems.append(processes)
     greenlets = _leaked_greenlets(test)
     if greenlets:
         problems.append(greenlets)
@@ -221,6 +229,8 @@ def _leaked_threads(test: TestHygiene) -> list[threading.Thread]:
 def _async_raise(thread: threading.Thread, exception: type[BaseException]) -> None:
     if thread.ident is None:
         return
+    import ctypes
+
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exception))
 
 
@@ -285,6 +295,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hygiene is None:
         return
     hygiene.exit_status = int(exitstatus)
+    from ._processes import kill_tree
+
     for process in hygiene.session_processes.alive():
         kill_tree(process)
 

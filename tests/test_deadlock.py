@@ -269,6 +269,77 @@ def test_a_lock_order_inversion_fails_an_exercise_test(pytester: pytest.Pytester
     result.stdout.fnmatch_lines(["*potential deadlock: locks taken in opposite orders*"])
 
 
+def test_an_inversion_with_locks_that_outlive_a_test_is_found_in_the_next_one(
+    pytester: pytest.Pytester,
+) -> None:
+    # Each test starts a new lock-order graph; locks remember the orders they
+    # were taken in, and that memory must not outlive the graph it belongs to.
+    result = run(pytester, """
+        import threading
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def locks():
+            return threading.Lock(), threading.Lock()  # made watched, inside the first test
+
+        def test_one_order(locks):
+            first, second = locks
+            for _ in range(3):
+                with first:
+                    with second:
+                        pass
+
+        def test_both_orders(locks):
+            first, second = locks
+            with first:
+                with second:
+                    pass
+            with second:
+                with first:
+                    pass
+    """, folder="06_locks")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*FAILED*test_both_orders*",
+    ])
+    assert "FAILED 06_locks/test_subject.py::test_one_order" not in result.stdout.str()
+
+
+def test_a_lock_held_through_a_condition_is_shown_where_the_with_is(pytester: pytest.Pytester) -> None:
+    result = run(pytester, """
+        import threading
+
+        def test_condition_and_lock():
+            cond, lock = threading.Condition(), threading.Lock()
+            both_hold_one = threading.Barrier(2)
+
+            def forward():
+                with cond:
+                    both_hold_one.wait()
+                    with lock:
+                        pass
+
+            def backward():
+                with lock:
+                    both_hold_one.wait()
+                    with cond:
+                        pass
+
+            workers = [threading.Thread(target=forward, name="worker-forward"),
+                       threading.Thread(target=backward, name="worker-backward")]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+    """, then=AND_THE_RUN_GOES_ON)
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines([
+        "*deadlock: 2 threads wait for each other in a cycle*",
+        "*holds RLock#* (created at *test_subject.py:* in test_condition_and_lock: cond, lock = *",
+        "*taken at *test_subject.py:* in forward: with cond:",
+    ])
+
+
 def test_one_fixed_order_is_not_an_inversion(pytester: pytest.Pytester) -> None:
     result = run(pytester, """
         import threading
