@@ -87,9 +87,9 @@ def test_fill_works_with_one_process_and_with_more_processes_than_cells(children
 
 CELLS = 4
 # Copies of each value: heavy duplication, so that unlocked `arr[v] += 1` from
-# four processes lose updates on every run (fork: children start together).
-# Spawn children start far apart on a busy machine; there the test checks
-# exactness and pickling with less data.
+# four processes lose updates on every run.  Spawned children get less data
+# (it is pickled to each of them, which is slow): measured, they still
+# overlap and lose updates on every run.
 COPIES = {"fork": 50_000, "spawn": 5_000}
 
 
@@ -100,8 +100,10 @@ def expected_counts(data: list[int], cells: int, start: int = 0) -> list[int]:
 
 @pytest.mark.points(5)
 def test_count_into_counts_exactly_under_heavy_duplication(start_method, children):
-    """Measured: without the array's lock (or with it taken separately for the read and
-    the write), this test failed 30 runs out of 30 (see tests/broken/13_shared_array)."""
+    """Measured: without the array's lock (no_lock), or with it taken separately for the
+    read and the write (lock_read_and_write_apart), this test failed 30 runs in a row out
+    of 30, under fork and under spawn alike (tests/broken/13_shared_array; 2 cores, load
+    average 9-10 from other work)."""
     data = list(range(CELLS)) * COPIES[start_method]
     arr = multiprocessing.Array("i", CELLS)
     within(PATIENCE, shared_array.count_into, arr, data, 4)

@@ -56,8 +56,9 @@ CHUNKS = ["apple banana apple\tcherry apple  banana\napple cherry banana apple"]
 @pytest.mark.points(5)
 @pytest.mark.parametrize("start_method", ["fork", "spawn"], indirect=True)
 def test_word_count_is_exact_under_heavy_duplication(start_method, children):
-    """Measured: without a lock around get-then-set, this test failed 30 runs out of 30
-    (see tests/broken/14_manager_dict)."""
+    """Measured: without a lock around get-then-set (no_lock), or with one lock per
+    process (lock_per_process), this test failed 30 runs in a row out of 30, under fork
+    and under spawn alike (tests/broken/14_manager_dict; 2 cores, load average 10)."""
     counts = within(PATIENCE, manager_dict.word_count, CHUNKS, 4)
     expected = dict(Counter(word for chunk in CHUNKS for word in chunk.split()))
     assert dict(counts) == expected, (
