@@ -1,14 +1,25 @@
-"""Helpers for tests of code that starts processes, shared by the process exercises.
+"""Helpers shared by the exercises' tests: for code that starts processes, and for threads.
 
-Import the fixtures into a test module to use them::
+Processes.  Import the fixtures into a test module to use them::
 
     from pytest_concurrency.testing import children, start_method, within  # noqa: F401
 
 - ``start_method``: runs the test once with ``fork`` and once with ``spawn``
   (the default on macOS and Windows) as ``multiprocessing``'s start method.
 - ``children`` (autouse where imported): a :class:`Children` watch over the
-  child processes the test starts; whatever is left is killed afterwards.
-- :func:`within`: call a function, but fail instead of hanging.
+  child processes the test starts; one still running at the end of the test
+  fails it with its Python stack, and whatever is left is killed.
+- :func:`within`: call a function, but fail instead of hanging, showing where
+  the call and the child processes it started were stuck (then killing those).
+
+Threads (exercises 01-09)::
+
+    from pytest_concurrency.testing import Background, wait_until_blocked
+
+- :class:`Background`: ``fn(*args)`` in a thread of its own; ``outcome()``
+  returns its result or raises its exception, and fails instead of hanging.
+- :func:`wait_until_blocked`: return once a thread sleeps in
+  ``Condition.wait``, so that what the test does next must wake it.
 """
 
 from __future__ import annotations
@@ -20,10 +31,14 @@ import multiprocessing.pool
 import sys
 import threading
 import time
-from multiprocessing import resource_tracker
+import traceback
+from collections.abc import Callable
+from typing import Any
 
 import psutil
 import pytest
+
+from ._processes import descendants, describe_with_stacks, infrastructure_pids
 
 # How long cleaning up may wait for a leftover pool or process.
 PATIENCE = 30.0
@@ -48,30 +63,52 @@ def start_method(request, monkeypatch):
 
 
 class Children:
-    """The child processes started since the test began (also unreaped, zombie ones)."""
+    """The child processes started since the watch began (also unreaped, zombie ones)."""
 
     def __init__(self) -> None:
-        self._me = psutil.Process()
-        self._before = {p.pid for p in self._me.children(recursive=True)}
+        self._before = {p.pid for p in descendants()}
 
     def new(self) -> list[psutil.Process]:
-        # multiprocessing's resource tracker (spawn) lives as long as pytest: not the test's.
-        tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+        # multiprocessing's resource tracker (spawn) and the like live as long as pytest: not the test's.
+        infrastructure = infrastructure_pids()
         return [
-            p for p in self._me.children(recursive=True)
-            if p.pid not in self._before and p.pid != tracker
+            p for p in descendants()
+            if p.pid not in self._before and p.pid not in infrastructure
         ]
+
+    def running(self) -> list[psutil.Process]:
+        """Those of :meth:`new` that have not ended (zombies excluded)."""
+        return [p for p in self.new() if process_status(p) not in (psutil.STATUS_ZOMBIE, "gone")]
+
+    def stacks(self) -> str:
+        """Each running child and where it is: its Python stacks ("" if none runs)."""
+        running = self.running()
+        if not running:
+            return ""
+        return "\n".join([
+            f"{len(running)} child process(es) still running, and where each one was:",
+            *describe_with_stacks(running),
+        ])
 
     def assert_none_left(self, after: str) -> None:
         left = self.new()
         if left:
             described = ", ".join(f"pid {p.pid} ({process_status(p)})" for p in left)
+            stacks = self.stacks()
             self.kill()
             raise AssertionError(
                 f"{len(left)} child process(es) still there {after}: {described}. "
                 "Join every process you start (a finished process that nobody joined "
-                "stays behind as a zombie)."
+                "stays behind as a zombie)." + (f"\n{stacks}" if stacks else "")
             )
+
+    def stop(self) -> str | None:
+        """Kill every child left; the stacks of those still running, or None if none was."""
+        stacks = self.stacks()
+        self.kill()
+        if not stacks:
+            return None
+        return f"{stacks}\nThey were killed. Join (or terminate and join) every process you start."
 
     def kill(self) -> None:
         if not self.new():
@@ -98,16 +135,37 @@ def process_status(process: psutil.Process) -> str:
         return "gone"
 
 
+# The watch of the test running now, if it uses the ``children`` fixture: within() reports on it.
+_current_watch: Children | None = None
+
+
 @pytest.fixture(autouse=True)
 def children():
+    global _current_watch
     watch = Children()
-    yield watch
-    watch.kill()  # whatever a failing implementation left behind does not leak into the next test
+    outer, _current_watch = _current_watch, watch
+    try:
+        yield watch
+    finally:
+        _current_watch = outer
+    # Whatever a failing implementation left behind does not leak into the next test;
+    # one still running is a hang the student needs to see.
+    report = watch.stop()
+    if report:
+        pytest.fail(report, pytrace=False)
 
 
 def within(seconds: float, fn, *args, **kwargs):
-    """``fn(*args, **kwargs)``, but fail instead of hanging if it has not returned after ``seconds``."""
+    """``fn(*args, **kwargs)``, but fail instead of hanging if it has not returned after ``seconds``.
+
+    The failure shows where the call was stuck, and the Python stacks of the
+    test's child processes still running (with the ``children`` fixture: all
+    those the test started; without it, those the call started); those are
+    then killed.
+    """
+    __tracebackhide__ = True
     outcome: dict = {}
+    started = _current_watch or Children()
 
     def call() -> None:
         try:
@@ -119,7 +177,133 @@ def within(seconds: float, fn, *args, **kwargs):
     caller.start()
     caller.join(seconds)
     if caller.is_alive():
-        raise AssertionError(f"{fn.__name__} did not return within {seconds:g} s: it hangs")
+        report = [f"{fn.__name__} did not return within {seconds:g} s: it hangs."]
+        where = _stack_below(caller, call.__code__)
+        if where:
+            report += ["In the test's process it was waiting here (most recent call last):", where]
+        stacks = started.stacks()
+        if stacks:
+            report += [stacks, "They were killed."]
+        started.kill()
+        raise AssertionError("\n".join(report))
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
+
+
+def _stack_below(thread: threading.Thread, top: Any) -> str:
+    """The frames ``thread`` is in, from the one called by the function whose code is ``top``."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    frames = []
+    while frame is not None and frame.f_code is not top:
+        frames.append((frame, frame.f_lineno))
+        frame = frame.f_back
+    return "".join(traceback.StackSummary.extract(reversed(frames)).format()).rstrip()
+
+
+# -- threads: the thread exercises' shared helpers ----------------------------------------
+
+# How long a thread under test may stay blocked before the test calls it stuck.
+# Only a guard against hanging: a correct implementation needs milliseconds, and
+# no test passes or fails on how fast the machine is.
+THREAD_PATIENCE = 10.0
+
+# Captured at import, before any controlled run patches threading.Condition.
+_CONDITION_WAIT = threading.Condition.wait.__code__
+
+
+class Background:
+    """``fn(*args)`` in a daemon thread of its own, started at once.
+
+    ``outcome(what)`` joins the thread and returns what ``fn`` returned, or
+    raises what it raised; a thread still blocked after ``patience`` seconds
+    fails the test (naming ``what`` it was doing) instead of hanging it.
+
+    >>> job = Background(sum, [1, 2], name="adder")
+    >>> job.outcome("adding in the background")
+    3
+    """
+
+    def __init__(
+        self, fn: Callable[..., Any], *args: Any, name: str, patience: float = THREAD_PATIENCE
+    ) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.patience = patience
+        self.thread = threading.Thread(target=self._run, args=(fn, *args), name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            self.value = fn(*args)
+        except BaseException as error:  # handed to the test's thread by outcome()
+            self.error = error
+
+    @property
+    def name(self) -> str:
+        return self.thread.name
+
+    def ended(self) -> bool:
+        """Wait up to ``patience`` seconds for the thread to end; whether it did."""
+        self.thread.join(self.patience)
+        return not self.thread.is_alive()
+
+    def where(self) -> str:
+        """The stack of the thread from ``fn`` down: where it is now, for a failure message."""
+        frame = sys._current_frames().get(self.thread.ident or -1)
+        frames = []
+        while frame is not None and frame.f_code is not Background._run.__code__:
+            frames.append((frame, frame.f_lineno))
+            frame = frame.f_back
+        if not frames:
+            return "  (the thread has ended)"
+        return "".join(traceback.StackSummary.extract(reversed(frames)).format()).rstrip()
+
+    def outcome(self, what: str) -> Any:
+        """``fn``'s result (or exception), once the thread ended; ``what`` names the call."""
+        if not self.ended():
+            raise AssertionError(
+                f"{what}: thread {self.name!r} was still blocked {self.patience:g} s later "
+                f"(a deadlock, or a wait that nothing ends?). It is stuck here:\n{self.where()}"
+            )
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def wait_until_blocked(
+    job: Background | threading.Thread, what: str, *, patience: float = THREAD_PATIENCE
+) -> None:
+    """Return once the thread sleeps in ``threading.Condition.wait``: a notify now reaches it.
+
+    A thread enters ``Condition.wait`` holding the condition's lock and only lets
+    go of it once registered as a waiter, so a ``notify`` sent after this returns
+    cannot be missed.  ``Event``, ``Semaphore``, ``Barrier`` and the ``queue``
+    classes all wait there too (a bare ``Lock.acquire`` does not: it is C code,
+    with no frame to see).  Fails, naming ``what``, if the thread returns instead
+    of waiting, or never sleeps there within ``patience`` seconds (it spins).
+
+    >>> bell = threading.Event()
+    >>> job = Background(bell.wait, name="listener")
+    >>> wait_until_blocked(job, "bell.wait()")
+    >>> bell.set()
+    >>> job.outcome("bell.wait() after bell.set()")
+    True
+    """
+    thread = job.thread if isinstance(job, Background) else job
+    waits = {_CONDITION_WAIT, threading.Condition.wait.__code__}
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(thread.ident or -1)
+        while frame is not None:
+            if frame.f_code in waits:
+                return
+            frame = frame.f_back
+        if not thread.is_alive():
+            raise AssertionError(f"{what}: thread {thread.name!r} returned instead of waiting")
+        time.sleep(0.001)  # polling only decides how soon we notice, never the verdict
+    raise AssertionError(
+        f"{what}: thread {thread.name!r} never slept in Condition.wait within {patience:g} s. "
+        "A thread that must wait should sleep on a threading.Condition (or an Event), "
+        "not spin in a loop"
+    )

@@ -6,20 +6,27 @@ import threading
 import time
 
 import pytest
-from hypothesis import given
+from hypothesis import Phase, given, settings
 
 from pytest_concurrency import load_impl, schedules
+from pytest_concurrency.testing import THREAD_PATIENCE as PATIENCE
 
 gate = load_impl("gate")
 
-# Generous: a correct implementation meets every rendezvous in milliseconds.
-PATIENCE = 10.0
-# How long a thread waits to show that a closed gate keeps it out.
-SHORT = 0.05
+# The timeouts are tested on the virtual clock of schedules(): inside schedule.run,
+# time.monotonic() and the timeouts of Event.wait and Condition.wait count virtual
+# seconds, which only pass when every thread waits. A timeout of 3 s expires at
+# exactly t=3, costs no real time, and does not depend on how busy the machine is.
+TIMEOUT = 3.0
+# Tests whose outcome does not depend on the interleaving: a few schedules show it,
+# and there is no "explain" phase rerunning a failure to no purpose.
+timing_settings = settings(
+    max_examples=5, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink]
+)
 
 
 def waited(call, *args) -> tuple[object, float]:
-    """``call(*args)`` and how long it took."""
+    """``call(*args)`` and how long it took (in virtual seconds inside schedule.run)."""
     start = time.monotonic()
     result = call(*args)
     return result, time.monotonic() - start
@@ -29,25 +36,29 @@ def waited(call, *args) -> tuple[object, float]:
 
 
 @pytest.mark.points(2)
-def test_a_closed_gate_keeps_waiters_out_until_the_timeout():
+@timing_settings
+@given(schedules())
+def test_a_closed_gate_keeps_waiters_out_until_the_timeout(schedule):
     start_line = gate.StartingGate()
     assert start_line.is_open is False, "a new gate must be closed: is_open is False"
-    result, took = waited(start_line.wait, SHORT)
+    ((result, took),) = schedule.run(lambda: waited(start_line.wait, TIMEOUT))
     assert result is False, f"wait(timeout) on a closed gate must return False, got {result!r}"
-    assert took >= SHORT * 0.9, (
-        f"wait({SHORT}) on a closed gate returned after {took:.3f} s: it must block "
-        "until the timeout"
+    assert took == pytest.approx(TIMEOUT), (
+        f"wait({TIMEOUT:g}) on a closed gate returned after {took:g} s (virtual): it must "
+        "block until the timeout"
     )
 
 
 @pytest.mark.points(2)
-def test_an_open_gate_lets_everyone_through_at_once():
+@timing_settings
+@given(schedules())
+def test_an_open_gate_lets_everyone_through_at_once(schedule):
     start_line = gate.StartingGate()
     start_line.open()
     assert start_line.is_open is True, "after open(), is_open must be True"
-    result, took = waited(start_line.wait, PATIENCE)
+    ((result, took),) = schedule.run(lambda: waited(start_line.wait, TIMEOUT))
     assert result is True, f"wait() on an open gate must return True, got {result!r}"
-    assert took < PATIENCE / 2, f"wait() on an open gate blocked for {took:.1f} s"
+    assert took == 0, f"wait({TIMEOUT:g}) on an open gate blocked for {took:g} s (virtual)"
     start_line.open()  # opening twice is harmless
     assert start_line.wait(0) is True and start_line.is_open is True
 
@@ -142,11 +153,16 @@ def test_the_count_never_goes_negative():
 
 
 @pytest.mark.points(1)
-def test_latch_wait_times_out_with_false():
+@timing_settings
+@given(schedules())
+def test_latch_wait_times_out_with_false(schedule):
     latch = gate.CountDownLatch(1)
-    result, took = waited(latch.wait, SHORT)
+    ((result, took),) = schedule.run(lambda: waited(latch.wait, TIMEOUT))
     assert result is False, f"wait(timeout) on a closed latch must return False, got {result!r}"
-    assert took >= SHORT * 0.9, f"wait({SHORT}) on a closed latch returned after {took:.3f} s"
+    assert took == pytest.approx(TIMEOUT), (
+        f"wait({TIMEOUT:g}) on a closed latch returned after {took:g} s (virtual): it must "
+        "block until the timeout"
+    )
 
 
 @pytest.mark.points(3)

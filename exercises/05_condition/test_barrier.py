@@ -3,76 +3,79 @@
 from __future__ import annotations
 
 import inspect
-import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import Phase, given, settings
 
 from pytest_concurrency import load_impl, schedules
+from pytest_concurrency.testing import THREAD_PATIENCE as PATIENCE
+from pytest_concurrency.testing import Background, wait_until_blocked
 
 barrier = load_impl("barrier")
 
-# Generous: a correct implementation meets every rendezvous in milliseconds,
-# but the machine may be busy.
-PATIENCE = 5.0
-# How long a lone thread waits to show that it is not let through.
-SHORT = 0.05
+# The timeouts are tested on the virtual clock of schedules(): inside schedule.run,
+# time.monotonic() and the timeouts of Condition.wait count virtual seconds, which
+# only pass when every thread waits. A timeout of 3 s expires at exactly t=3, costs
+# no real time, and does not depend on how busy the machine is.
+TIMEOUT = 3.0
 # A controlled run of these tests takes under 1,000 steps: far more means spinning.
 MAX_STEPS = 20_000
+# Tests whose outcome does not depend on the interleaving: a few schedules show it,
+# and there is no "explain" phase rerunning a failure to no purpose.
+timing_settings = settings(
+    max_examples=5, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink]
+)
 
 
-class Background:
-    """``fn(*args)`` in a daemon thread; ``outcome()`` joins it and returns or raises.
-
-    >>> job = Background(sum, [1, 2], name="adder")
-    >>> job.outcome("sum")
-    3
-    """
-
-    def __init__(self, fn: Callable[..., Any], *args: Any, name: str) -> None:
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(fn, *args), name=name, daemon=True)
-        self.thread.start()
-
-    def _run(self, fn: Callable[..., Any], *args: Any) -> None:
-        try:
-            self.value = fn(*args)
-        except BaseException as error:  # handed to the test thread by outcome()
-            self.error = error
-
-    def outcome(self, what: str) -> Any:
-        self.thread.join(PATIENCE)
-        if self.thread.is_alive():
-            raise AssertionError(f"{what}: {self.thread.name} was still blocked after {PATIENCE} s")
-        if self.error is not None:
-            raise self.error
-        return self.value
+def timed(call, *args: Any) -> tuple[str, Any, float]:
+    """``call(*args)`` on the virtual clock: ("returned", value, seconds) or ("raised", error, seconds)."""
+    start = time.monotonic()
+    try:
+        value = call(*args)
+    except Exception as error:
+        return "raised", error, time.monotonic() - start
+    return "returned", value, time.monotonic() - start
 
 
-def wait_until_blocked(thread: threading.Thread, what: str) -> None:
-    """Return once ``thread`` sleeps in ``Condition.wait``: a notify now reaches it.
+def with_a_partner(gate: Any) -> tuple[int, list[int]]:
+    """Wait at ``gate`` while a partner thread does too: (my index, [the partner's index])."""
+    theirs: list[int] = []
+    partner = threading.Thread(target=lambda: theirs.append(gate.wait()), name="partner")
+    partner.start()
+    mine = gate.wait()
+    partner.join()
+    return mine, theirs
 
-    A thread registers as a waiter while it still holds the condition's lock, so
-    once it is seen inside ``Condition.wait`` no notification can miss it.
-    """
-    deadline = time.monotonic() + PATIENCE
-    while time.monotonic() < deadline:
-        frame = sys._current_frames().get(thread.ident or -1)
-        while frame is not None:
-            if frame.f_code is threading.Condition.wait.__code__:
-                return
-            frame = frame.f_back
-        if not thread.is_alive():
-            raise AssertionError(f"{what}: {thread.name} returned instead of waiting")
-        time.sleep(0.001)
-    raise AssertionError(
-        f"{what}: {thread.name} never slept in Condition.wait within {PATIENCE} s "
-        "(build the waiting on threading.Condition, and don't spin)"
+
+def too_soon_or_too_late(took: float) -> str:
+    """A hint for a timeout that expired at the wrong time."""
+    if took < TIMEOUT:
+        return (
+            "wait for the whole timeout before giving up (in seconds, not milliseconds); "
+            "Condition.wait_for(predicate, timeout) does the counting for you"
+        )
+    return (
+        "the timeout is the whole wait, not the wait after each wakeup; "
+        "Condition.wait_for(predicate, timeout) counts down what is left"
+    )
+
+
+def assert_timed_out(what: str, outcome: tuple[str, Any, float], passing: str) -> None:
+    """``outcome`` (from :func:`timed`) must be a TimeoutError after exactly TIMEOUT seconds."""
+    how, value, took = outcome
+    if how == "returned":
+        pytest.fail(
+            f"{what} returned {value!r} after {took:g} s (virtual): {passing}; after "
+            f"timeout={TIMEOUT:g} s it must raise TimeoutError"
+        )
+    if not isinstance(value, TimeoutError):
+        raise value
+    assert took == pytest.approx(TIMEOUT), (
+        f"{what} raised TimeoutError after {took:g} s (virtual), not after the timeout of "
+        f"{TIMEOUT:g} s: {too_soon_or_too_late(took)}"
     )
 
 
@@ -95,15 +98,14 @@ def test_a_barrier_of_one_party_never_blocks():
 
 
 @pytest.mark.points(2)
-def test_a_lone_thread_is_not_let_through():
+@timing_settings
+@given(schedules(max_steps=MAX_STEPS))
+def test_a_lone_thread_is_not_let_through(schedule):
     gate = barrier.Barrier(3)
-    try:
-        index = gate.wait(timeout=SHORT)
-    except TimeoutError:
-        return
-    pytest.fail(
-        f"wait() returned {index} with only 1 of 3 parties arrived: no thread may pass "
-        f"before all arrive (and after timeout={SHORT} s it must raise TimeoutError)"
+    (outcome,) = schedule.run(lambda: timed(gate.wait, TIMEOUT))
+    assert_timed_out(
+        f"Barrier(3).wait(timeout={TIMEOUT:g}) with 1 of 3 parties arrived", outcome,
+        "no thread may pass before all parties arrive",
     )
 
 
@@ -155,23 +157,30 @@ def test_the_last_arrival_releases_every_waiter_not_just_one():
 
 
 @pytest.mark.points(3)
-def test_the_barrier_is_reusable_and_the_next_generation_waits_again():
+@settings(max_examples=25)
+@given(schedules(max_steps=MAX_STEPS))
+def test_the_barrier_is_reusable_and_the_next_generation_waits_again(schedule):
     gate = barrier.Barrier(2)
-    for generation in range(3):
-        other = Background(gate.wait, PATIENCE, name=f"partner-{generation}")
-        mine = gate.wait(timeout=PATIENCE)
-        theirs = other.outcome(f"generation {generation}")
-        assert sorted([mine, theirs]) == [0, 1], (
-            f"generation {generation}: the two parties got indexes {mine} and {theirs}; want 0 and 1"
-        )
-        try:
-            index = gate.wait(timeout=SHORT)
-        except TimeoutError:
-            continue
-        pytest.fail(
-            f"after generation {generation} a lone thread passed the barrier (index {index}): "
-            "the count must start again from zero in every generation"
-        )
+
+    def three_generations() -> list[str]:
+        problems = []
+        for generation in range(3):
+            mine, theirs = with_a_partner(gate)
+            if sorted([mine, *theirs]) != [0, 1]:
+                problems.append(
+                    f"generation {generation}: the two parties got indexes {mine} and {theirs}; "
+                    "want 0 and 1"
+                )
+            how, value, _ = timed(gate.wait, TIMEOUT)
+            if how == "returned":
+                problems.append(
+                    f"after generation {generation} a lone thread passed the barrier (index "
+                    f"{value}): the count must start again from zero in every generation"
+                )
+        return problems
+
+    (problems,) = schedule.run(three_generations)
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.points(3)
@@ -222,21 +231,25 @@ def test_every_generation_waits_for_all_parties_in_every_interleaving(schedule):
 
 
 @pytest.mark.points(2)
-def test_a_thread_that_timed_out_no_longer_counts_as_arrived():
+@timing_settings
+@given(schedules(max_steps=MAX_STEPS))
+def test_a_thread_that_timed_out_no_longer_counts_as_arrived(schedule):
     gate = barrier.Barrier(2)
-    with pytest.raises(TimeoutError):
-        gate.wait(timeout=SHORT)
-    try:
-        index = gate.wait(timeout=SHORT)
-    except TimeoutError:
-        pass
-    else:
-        pytest.fail(
-            f"a lone thread passed a 2-party barrier (index {index}) because an earlier thread "
-            "that had timed out still counted as arrived"
-        )
-    partner = Background(gate.wait, PATIENCE, name="partner")
-    assert sorted([gate.wait(timeout=PATIENCE), partner.outcome("a fresh pair")]) == [0, 1]
+
+    def give_up_then_wait_again() -> tuple[tuple, tuple, list[int]]:
+        gave_up = timed(gate.wait, TIMEOUT)
+        alone_again = timed(gate.wait, TIMEOUT)
+        mine, theirs = with_a_partner(gate)
+        return gave_up, alone_again, sorted([mine, *theirs])
+
+    ((gave_up, alone_again, pair),) = schedule.run(give_up_then_wait_again)
+    assert_timed_out("the first wait() of a lone thread at a 2-party barrier", gave_up,
+                     "no thread may pass before all parties arrive")
+    assert_timed_out(
+        "a second wait() of the lone thread, after its first one timed out", alone_again,
+        "an earlier thread that timed out must no longer count as arrived",
+    )
+    assert pair == [0, 1], f"a fresh pair after the timeouts got indexes {pair}; want 0 and 1"
 
 
 @pytest.mark.points(1)
@@ -348,10 +361,10 @@ def test_every_waiter_wakes_not_just_one():
 
 
 @pytest.mark.points(1)
-def test_wait_until_raises_timeout_error_when_the_predicate_never_holds():
+@timing_settings
+@given(schedules(max_steps=MAX_STEPS))
+def test_wait_until_raises_timeout_error_when_the_predicate_never_holds(schedule):
     watch = barrier.ValueWatch(1)
-    try:
-        result = watch.wait_until(lambda v: v > 100, timeout=SHORT)
-    except TimeoutError:
-        return
-    pytest.fail(f"wait_until(v > 100, timeout={SHORT}) returned {result!r} while the value stayed 1")
+    (outcome,) = schedule.run(lambda: timed(watch.wait_until, lambda v: v > 100, TIMEOUT))
+    assert_timed_out(f"wait_until(v > 100, timeout={TIMEOUT:g}) while the value stayed 1", outcome,
+                     "the predicate never held")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import random
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,41 +10,12 @@ from hypothesis import given, settings
 
 from pytest_concurrency import DeadlockError, load_impl, schedules
 from pytest_concurrency.schedules import explore_all
+from pytest_concurrency.testing import Background
 
 bank = load_impl("bank")
 
-# Generous: a correct implementation finishes these in milliseconds.
-PATIENCE = 10.0
 # A controlled run of these tests takes a few hundred steps: far more means spinning.
 MAX_STEPS = 20_000
-
-
-class Background:
-    """``fn(*args)`` in a daemon thread; ``outcome()`` joins it and returns or raises.
-
-    >>> Background(sum, [1, 2], name="adder").outcome("sum")
-    3
-    """
-
-    def __init__(self, fn: Callable[..., Any], *args: Any, name: str) -> None:
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(fn, *args), name=name, daemon=True)
-        self.thread.start()
-
-    def _run(self, fn: Callable[..., Any], *args: Any) -> None:
-        try:
-            self.value = fn(*args)
-        except BaseException as error:  # handed to the test thread by outcome()
-            self.error = error
-
-    def outcome(self, what: str) -> Any:
-        self.thread.join(PATIENCE)
-        if self.thread.is_alive():
-            raise AssertionError(f"{what}: still blocked after {PATIENCE} s (a deadlock?)")
-        if self.error is not None:
-            raise self.error
-        return self.value
 
 
 def balances(*accounts: Any) -> list:

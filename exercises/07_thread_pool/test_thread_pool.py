@@ -5,15 +5,18 @@ from __future__ import annotations
 import concurrent.futures
 import inspect
 import threading
+import time
 
 import pytest
+from hypothesis import given, settings
 
-from pytest_concurrency import load_impl
+from pytest_concurrency import load_impl, schedules
+from pytest_concurrency.testing import THREAD_PATIENCE as PATIENCE
 
 thread_pool = load_impl("thread_pool")
 
-# Generous: a correct pool meets every rendezvous in milliseconds.
-PATIENCE = 5.0
+# A controlled run of these tests takes a few thousand steps: far more means spinning.
+MAX_STEPS = 50_000
 
 
 def run_tasks_recording_threads(pool, n_tasks: int) -> set[threading.Thread]:
@@ -123,27 +126,37 @@ def test_submit_after_shutdown_is_a_runtime_error():
 
 
 @pytest.mark.points(3)
-def test_shutdown_waits_for_every_task_and_every_worker():
-    release = threading.Event()
-    done = []
-    pool = thread_pool.ThreadPool(2)
-    workers = set()
+@settings(max_examples=25)
+@given(schedules(max_steps=MAX_STEPS))
+def test_shutdown_waits_for_every_task_and_every_worker(schedule):
+    n_tasks, work = 6, 1.0
+    done: list[int] = []  # list.append is atomic
+    workers: set[threading.Thread] = set()
 
-    def task(i):
+    def task(i: int) -> None:
         workers.add(threading.current_thread())
-        release.wait(PATIENCE)
+        time.sleep(work)  # virtual: each task takes a second
         done.append(i)
 
-    for i in range(10):
-        pool.submit(task, i)
-    # Shut down while tasks are still queued: they must all still run.
-    threading.Timer(0.05, release.set).start()
-    pool.shutdown(wait=True)
-    assert sorted(done) == list(range(10)), (
-        f"shutdown(wait=True) returned after {len(done)} of 10 submitted tasks ran"
+    def submit_then_shut_down() -> tuple[float, int, list[str]]:
+        start = time.monotonic()
+        pool = thread_pool.ThreadPool(2)
+        for i in range(n_tasks):
+            pool.submit(task, i)
+        # Shut down while tasks are still queued: they must all still run.
+        pool.shutdown(wait=True)
+        alive = sorted(w.name for w in workers if w.is_alive())
+        return time.monotonic() - start, len(done), alive
+
+    ((took, finished, alive),) = schedule.run(submit_then_shut_down)
+    assert finished == n_tasks, (
+        f"shutdown(wait=True) returned at t={took:g} s (virtual) after {finished} of {n_tasks} "
+        f"submitted tasks ran (each takes {work:g} s): it must wait for every queued task"
     )
-    alive = [w.name for w in workers if w.is_alive()]
-    assert not alive, f"shutdown(wait=True) returned with worker threads still alive: {alive}"
+    assert not alive, (
+        f"shutdown(wait=True) returned with worker threads still alive: {alive}: "
+        "give every worker its own stop signal and join them all"
+    )
 
 
 @pytest.mark.points(2)

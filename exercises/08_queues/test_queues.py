@@ -5,48 +5,25 @@ from __future__ import annotations
 import collections
 import queue
 import threading
-from collections.abc import Callable
-from typing import Any
+import time
 
 import pytest
-from hypothesis import given
+from hypothesis import Phase, given, settings
 
 from pytest_concurrency import load_impl, schedules
+from pytest_concurrency.testing import THREAD_PATIENCE as PATIENCE
+from pytest_concurrency.testing import Background, wait_until_blocked
 
 queues = load_impl("queues")
 
-# Generous: a correct implementation meets every rendezvous in milliseconds.
-PATIENCE = 5.0
 # A controlled run of these tests takes a few hundred steps: far more means spinning.
 MAX_STEPS = 20_000
-
-
-class Background:
-    """``fn(*args)`` in a daemon thread; ``outcome()`` joins it and returns or raises.
-
-    >>> Background(sum, [1, 2], name="adder").outcome("sum")
-    3
-    """
-
-    def __init__(self, fn: Callable[..., Any], *args: Any, name: str) -> None:
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(fn, *args), name=name, daemon=True)
-        self.thread.start()
-
-    def _run(self, fn: Callable[..., Any], *args: Any) -> None:
-        try:
-            self.value = fn(*args)
-        except BaseException as error:  # handed to the test thread by outcome()
-            self.error = error
-
-    def outcome(self, what: str) -> Any:
-        self.thread.join(PATIENCE)
-        if self.thread.is_alive():
-            raise AssertionError(f"{what}: still blocked after {PATIENCE} s")
-        if self.error is not None:
-            raise self.error
-        return self.value
+# Tests on the virtual clock of schedules() (time.sleep and timeouts cost no real
+# time there) whose outcome does not depend on the interleaving: a few schedules
+# show it, and there is no "explain" phase rerunning a failure to no purpose.
+timing_settings = settings(
+    max_examples=5, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink]
+)
 
 
 class Uncomparable:
@@ -178,35 +155,27 @@ def test_process_all_uses_n_worker_threads_again_and_again():
 
 
 @pytest.mark.points(2)
-def test_process_all_returns_only_after_every_item_was_handled():
-    n_items = 20
-    release = threading.Event()
-    started = threading.Event()
-    finished: list[int] = []
+@timing_settings
+@given(schedules(max_steps=MAX_STEPS))
+def test_process_all_returns_only_after_every_item_was_handled(schedule):
+    n_items, work = 6, 1.0
+    finished: list[int] = []  # list.append is atomic
 
     def handler(item: int) -> int:
-        started.set()
-        release.wait(PATIENCE)
+        time.sleep(work)  # virtual: every item takes a second of work
         finished.append(item)
         return item
 
-    handled_at_return: list[int] = []
+    def call() -> tuple[int, float]:
+        start = time.monotonic()
+        queues.process_all(range(n_items), handler, 2)
+        return len(finished), time.monotonic() - start
 
-    def call() -> dict:
-        result = queues.process_all(range(n_items), handler, 2)
-        handled_at_return.append(len(finished))
-        return result
-
-    job = Background(call, name="process_all")
-    if not started.wait(PATIENCE):
-        job.outcome("process_all")
-        pytest.fail(f"process_all never called the handler within {PATIENCE} s")
-    job.thread.join(0.2)  # an implementation that does not wait returns right away
-    release.set()
-    job.outcome("process_all")
-    assert handled_at_return == [n_items], (
-        f"process_all returned when {handled_at_return[0]} of {n_items} items had been handled: "
-        "wait for the queue with join() before collecting the results"
+    ((handled, took),) = schedule.run(call)
+    assert handled == n_items, (
+        f"process_all returned at t={took:g} s (virtual) when {handled} of {n_items} items "
+        f"had been handled (each takes {work:g} s): wait for the queue with join() before "
+        "collecting the results"
     )
 
 
@@ -334,11 +303,30 @@ def test_scheduler_never_compares_the_items():
 
 
 @pytest.mark.points(1)
-def test_scheduler_next_raises_queue_empty_after_the_timeout():
+@timing_settings
+@given(schedules(max_steps=MAX_STEPS))
+def test_scheduler_next_raises_queue_empty_after_the_timeout(schedule):
+    timeout = 3.0
     scheduler = queues.PriorityScheduler()
+
+    def take() -> tuple[str, float]:
+        start = time.monotonic()
+        try:
+            got = scheduler.next(timeout=timeout)
+        except queue.Empty:
+            return "queue.Empty", time.monotonic() - start
+        return f"returned {got!r}", time.monotonic() - start
+
+    ((outcome, took),) = schedule.run(take)
     assert len(scheduler) == 0, f"a new scheduler has len {len(scheduler)}"
-    with pytest.raises(queue.Empty):
-        scheduler.next(timeout=0.05)
+    assert outcome == "queue.Empty", (
+        f"next(timeout={timeout:g}) on an empty scheduler {outcome} after {took:g} s "
+        "(virtual): it must wait for a submit and, after the timeout, raise queue.Empty"
+    )
+    assert took == pytest.approx(timeout), (
+        f"next(timeout={timeout:g}) on an empty scheduler gave up after {took:g} s (virtual): "
+        "it must wait the whole timeout"
+    )
 
 
 @pytest.mark.points(1)
@@ -354,8 +342,18 @@ def test_scheduler_len_counts_the_waiting_items():
 def test_a_waiting_next_wakes_when_another_thread_submits():
     scheduler = queues.PriorityScheduler()
     taker = Background(scheduler.next, PATIENCE, name="taker")
+    wait_until_blocked(taker, "next() on an empty scheduler")
     scheduler.submit(1, {"job": "late"})
     assert taker.outcome("next() while another thread submits") == {"job": "late"}
+
+
+@pytest.mark.points(2)
+@given(schedules(max_steps=MAX_STEPS))
+def test_next_and_submit_at_the_same_time_lose_no_wakeup(schedule):
+    scheduler = queues.PriorityScheduler()
+    # No timeout: a next() nobody wakes is reported as a deadlock.
+    got, _ = schedule.run(scheduler.next, lambda: scheduler.submit(1, {"job": "late"}))
+    assert got == {"job": "late"}, f"next() while another thread submits returned {got!r}"
 
 
 @pytest.mark.points(2)

@@ -6,75 +6,73 @@ import ast
 import collections
 import inspect
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import Phase, given, settings
 
 from pytest_concurrency import load_impl, schedules
+from pytest_concurrency.testing import THREAD_PATIENCE as PATIENCE
+from pytest_concurrency.testing import Background, wait_until_blocked
 
 pipeline = load_impl("pipeline")
 
-# Generous: a correct implementation meets every rendezvous in milliseconds,
-# but the machine may be busy.
-PATIENCE = 5.0
-# How long a put on a full buffer (or a get on an empty one) waits to show it gives up.
-SHORT = 0.05
+# The timeouts are tested on the virtual clock of schedules(): inside schedule.run,
+# time.monotonic() and the timeouts of Condition.wait count virtual seconds, which
+# only pass when every thread waits. A timeout of 3 s expires at exactly t=3, costs
+# no real time, and does not depend on how busy the machine is.
+TIMEOUT = 3.0
 # A controlled run of these tests takes under 1,000 steps: far more means spinning.
 MAX_STEPS = 20_000
+# Tests whose outcome does not depend on the interleaving: a few schedules show it,
+# and there is no "explain" phase rerunning a failure to no purpose.
+timing_settings = settings(
+    max_examples=5, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink]
+)
 
 
-class Background:
-    """``fn(*args)`` in a daemon thread; ``outcome()`` joins it and returns or raises.
-
-    >>> Background(sum, [1, 2], name="adder").outcome("sum")
-    3
-    """
-
-    def __init__(self, fn: Callable[..., Any], *args: Any, name: str) -> None:
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(fn, *args), name=name, daemon=True)
-        self.thread.start()
-
-    def _run(self, fn: Callable[..., Any], *args: Any) -> None:
-        try:
-            self.value = fn(*args)
-        except BaseException as error:  # handed to the test thread by outcome()
-            self.error = error
-
-    def outcome(self, what: str) -> Any:
-        self.thread.join(PATIENCE)
-        if self.thread.is_alive():
-            raise AssertionError(f"{what}: still blocked after {PATIENCE} s")
-        if self.error is not None:
-            raise self.error
-        return self.value
+def timed(call: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[str, Any, float]:
+    """``call(...)`` on the virtual clock: ("returned", value, seconds) or ("raised", error, seconds)."""
+    start = time.monotonic()
+    try:
+        value = call(*args, **kwargs)
+    except Exception as error:
+        return "raised", error, time.monotonic() - start
+    return "returned", value, time.monotonic() - start
 
 
-def wait_until_blocked(thread: threading.Thread, what: str) -> None:
-    """Return once ``thread`` sleeps in ``Condition.wait``: a notify now reaches it.
+def too_soon_or_too_late(took: float) -> str:
+    """A hint for a timeout that expired at the wrong time."""
+    if took < TIMEOUT:
+        return (
+            "wait for the whole timeout before giving up (in seconds, not milliseconds); "
+            "Condition.wait_for(predicate, timeout) does the counting for you"
+        )
+    return (
+        "the timeout is the whole wait, not the wait after each wakeup; "
+        "Condition.wait_for(predicate, timeout) counts down what is left"
+    )
 
-    A thread registers as a waiter while it still holds the condition's lock, so
-    once it is seen inside ``Condition.wait`` no notification can miss it.
-    """
-    deadline = time.monotonic() + PATIENCE
-    while time.monotonic() < deadline:
-        frame = sys._current_frames().get(thread.ident or -1)
-        while frame is not None:
-            if frame.f_code is threading.Condition.wait.__code__:
-                return
-            frame = frame.f_back
-        if not thread.is_alive():
-            raise AssertionError(f"{what}: it returned instead of waiting")
-        time.sleep(0.001)
-    raise AssertionError(
-        f"{what}: it never slept in Condition.wait within {PATIENCE} s (busy waiting? "
-        "a blocked put or get must wait on a threading.Condition, not spin)"
+
+def assert_gave_up(what: str, outcome: tuple[str, Any, float], exception: type[Exception]) -> None:
+    """``outcome`` (from :func:`timed`) must be ``exception`` raised after exactly TIMEOUT seconds."""
+    how, value, took = outcome
+    want = f"queue.{exception.__name__}"
+    if how == "returned":
+        pytest.fail(f"{what} returned {value!r} after {took:g} s (virtual); it must raise {want}")
+    if isinstance(value, NotImplementedError):
+        raise value
+    if not isinstance(value, exception):
+        pytest.fail(
+            f"{what} raised {type(value).__name__}: {value} after {took:g} s (virtual); it must "
+            f"raise {want}, as the queue module does"
+        )
+    assert took == pytest.approx(TIMEOUT), (
+        f"{what} raised {want} after {took:g} s (virtual), not after the timeout of "
+        f"{TIMEOUT:g} s: {too_soon_or_too_late(took)}"
     )
 
 
@@ -127,27 +125,29 @@ def test_the_buffer_is_first_in_first_out_and_counts_its_items():
 
 
 @pytest.mark.points(2)
-def test_put_on_a_full_buffer_raises_queue_full_after_the_timeout():
+@timing_settings
+@given(schedules(max_steps=MAX_STEPS))
+def test_put_on_a_full_buffer_raises_queue_full_after_the_timeout(schedule):
     buffer = pipeline.BoundedBuffer(2)
-    buffer.put(1)
-    buffer.put(2)
-    started = time.monotonic()
-    with pytest.raises(queue.Full):
-        buffer.put(3, timeout=SHORT)
-    waited = time.monotonic() - started
-    assert waited >= SHORT * 0.9, f"put(timeout={SHORT}) gave up after {waited:.3f} s: wait first"
+
+    def fill_then_put_once_more() -> tuple[str, Any, float]:
+        buffer.put(1)
+        buffer.put(2)
+        return timed(buffer.put, 3, timeout=TIMEOUT)
+
+    (outcome,) = schedule.run(fill_then_put_once_more)
+    assert_gave_up(f"put(3, timeout={TIMEOUT:g}) on a full buffer of capacity 2", outcome, queue.Full)
     assert len(buffer) == 2, f"a put that timed out changed the buffer: len is {len(buffer)}"
     assert [buffer.get(), buffer.get()] == [1, 2], "a put that timed out changed the contents"
 
 
 @pytest.mark.points(1)
-def test_get_on_an_empty_buffer_raises_queue_empty_after_the_timeout():
+@timing_settings
+@given(schedules(max_steps=MAX_STEPS))
+def test_get_on_an_empty_buffer_raises_queue_empty_after_the_timeout(schedule):
     buffer = pipeline.BoundedBuffer(2)
-    started = time.monotonic()
-    with pytest.raises(queue.Empty):
-        buffer.get(timeout=SHORT)
-    waited = time.monotonic() - started
-    assert waited >= SHORT * 0.9, f"get(timeout={SHORT}) gave up after {waited:.3f} s: wait first"
+    (outcome,) = schedule.run(lambda: timed(buffer.get, timeout=TIMEOUT))
+    assert_gave_up(f"get(timeout={TIMEOUT:g}) on an empty buffer", outcome, queue.Empty)
 
 
 @pytest.mark.points(2)
