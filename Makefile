@@ -16,7 +16,7 @@ grade: setup
 
 test: setup
 	@# Two workers, work stealing: the kit check runs many short pytest subprocesses.
-	$(BIN)/pytest tests/ -n 2 --dist worksteal $(ARGS)
+	$(BIN)/pytest tests/ -n 2 --dist worksteal --durations=15 $(ARGS)
 
 setup: $(STAMP) memcached
 

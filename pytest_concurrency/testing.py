@@ -250,14 +250,7 @@ class Background:
 
     def where(self) -> str:
         """The stack of the thread from ``fn`` down: where it is now, for a failure message."""
-        frame = sys._current_frames().get(self.thread.ident or -1)
-        frames = []
-        while frame is not None and frame.f_code is not Background._run.__code__:
-            frames.append((frame, frame.f_lineno))
-            frame = frame.f_back
-        if not frames:
-            return "  (the thread has ended)"
-        return "".join(traceback.StackSummary.extract(reversed(frames)).format()).rstrip()
+        return _stack_below(self.thread, Background._run.__code__) or "  (the thread has ended)"
 
     def outcome(self, what: str) -> Any:
         """``fn``'s result (or exception), once the thread ended; ``what`` names the call."""
