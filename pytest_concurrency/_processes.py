@@ -29,10 +29,10 @@ import faulthandler
 import io
 import os
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from multiprocessing import spawn
 from typing import Any
 
 import psutil
@@ -114,11 +114,20 @@ def arm_spawned_children() -> Iterator[None]:
     """While inside, every child started by ``spawn`` or ``forkserver`` answers SIGUSR1 with a dump.
 
     Restores ``multiprocessing`` as it was on the way out.  Does nothing if dumps
-    are not enabled, or if an outer session already armed them.
+    are not enabled, if an outer session already armed them, or if nothing has
+    imported ``multiprocessing`` yet: importing it for every test would cost a
+    suite that never starts a process more than everything else we add to it.
+    (A test that imports ``multiprocessing`` inside its body gets its spawned
+    children killed, but not dumped.)
     """
-    real = spawn.get_preparation_data
     dump_file = _dump_file
-    if dump_file is None or getattr(real, "arms_dumps", False):
+    if dump_file is None or "multiprocessing" not in sys.modules:
+        yield
+        return
+    from multiprocessing import spawn
+
+    real = spawn.get_preparation_data
+    if getattr(real, "arms_dumps", False):
         yield
         return
 

@@ -29,11 +29,12 @@ def _is_exercise_test(item: pytest.Item) -> bool:
 
 def _sensible_settings(item: pytest.Item) -> None:
     """Defaults for schedule tests, on top of (never instead of) the test's own @settings."""
-    from hypothesis import HealthCheck, settings
-
     function = getattr(item, "obj", None)
     if function is None or not uses_schedules(function):
         return
+    # Only now: importing Hypothesis costs a suite that never uses it a quarter second.
+    from hypothesis import HealthCheck, settings
+
     current = getattr(function, "_hypothesis_internal_use_settings", None) or settings.default
     changes: dict[str, Any] = {}
     default_deadline = settings.get_profile("default").deadline
