@@ -245,10 +245,6 @@ def unwind(ident: int, report: str) -> None:
     _unwound[ident] = report
 
 
-def is_unwound(ident: int) -> bool:
-    return ident in _unwound
-
-
 def forget_unwound(idents: Iterable[int]) -> None:
     for ident in idents:
         _unwound.pop(ident, None)
@@ -1040,10 +1036,6 @@ def uninstall() -> None:
      threading.Thread.join) = _installed.pop()  # type: ignore[method-assign]
 
 
-def is_installed() -> bool:
-    return bool(_installed)
-
-
 def replaced_by_someone_else() -> list[str]:
     """Names that code under test replaced behind our back while installed."""
     if not _installed:
@@ -1056,11 +1048,6 @@ def replaced_by_someone_else() -> list[str]:
     return found
 
 
-def forget_thread(ident: int) -> None:
-    _holders.pop(ident, None)
-    _waits.pop(ident, None)
-
-
 def forget_dead_threads(alive: set[int | None]) -> None:
     """Drop what ended threads left (their idents may be reused by new threads)."""
     for ident in [i for i in list(_holders) if i not in alive]:
@@ -1070,6 +1057,3 @@ def forget_dead_threads(alive: set[int | None]) -> None:
 def threads_that_took_locks() -> int:
     """How many threads took a watched lock since they were last forgotten."""
     return len(_holders)
-
-
-Callback = Callable[[str], None]
