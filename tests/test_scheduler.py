@@ -7,7 +7,9 @@ Schedule, so each test gives the same result on every run.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
+import os
 import queue
 import socket
 import sys
@@ -577,6 +579,54 @@ def test_each_run_starts_with_fresh_thread_local_state(patched):
 
     assert Schedule().run(remember, remember) == [None, None]
     assert Schedule().run(remember, remember) == [None, None]
+
+
+class LocalWithDefault(threading.local):
+    def __init__(self, default: str) -> None:
+        self.value = default
+
+
+MODULE_LOCAL_WITH_INIT = LocalWithDefault("fresh")  # __init__ runs again in each new thread
+CONTEXT_VALUE: contextvars.ContextVar[str] = contextvars.ContextVar("CONTEXT_VALUE", default="fresh")
+
+
+def test_threads_are_fresh_in_every_run_though_the_os_threads_are_kept(patched):
+    def use_and_change():
+        seen = (MODULE_LOCAL_WITH_INIT.value, CONTEXT_VALUE.get())
+        MODULE_LOCAL_WITH_INIT.value = "changed"
+        CONTEXT_VALUE.set("changed")
+        return seen
+
+    for _ in range(5):
+        assert Schedule().run(use_and_change, use_and_change) == [("fresh", "fresh")] * 2
+    # The test's own thread is not one of them.
+    assert MODULE_LOCAL_WITH_INIT.value == "fresh" and CONTEXT_VALUE.get() == "fresh"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_schedules_without_the_parents_kept_threads(patched):
+    counter = LockedCounter()
+    Schedule().run(counter.incr, counter.incr)  # the parent now keeps two threads
+    pid = os.fork()
+    if pid == 0:  # the child: those threads do not exist here
+        code = 1
+        try:
+            child_counter = LockedCounter()
+            Schedule().run(child_counter.incr, child_counter.incr)
+            code = 0 if child_counter.n == 2 else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child's schedule.run() hung")
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_current_thread_names_the_callables_thread(patched):

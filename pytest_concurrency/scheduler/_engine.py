@@ -13,6 +13,7 @@ threads, waits, and raises what went wrong.
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import os
 import sys
@@ -22,7 +23,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from ..errors import ConcurrencyError, DeadlockError, LivelockError
-from . import _import_time, _real, _state
+from . import _import_time, _real, _state, _workers
 from ._tracing import is_user_file, make_tracer
 
 RUNNABLE = "runnable"
@@ -268,15 +269,17 @@ class Scheduler:
         return record
 
     def _start_root(self, record: ThreadRecord) -> None:
-        # A fresh OS thread for every run: thread-local state (threading.local,
-        # C extensions') must start empty, as it does for a real thread.
-        _real.start_new_thread(self._root_thread, (record,))
+        # A kept OS thread, made to look fresh (see _workers): starting one per
+        # callable cost as much as the run itself.
+        worker = _workers.take()
+        record.gate = worker.gate
+        worker.job = lambda: self._root_job(record, worker)
 
-    def _root_thread(self, record: ThreadRecord) -> None:
-        record.ident = _real.get_ident()
-        _state.controlled[record.ident] = record
-        record.gate.acquire()  # our first turn (the gate may already be open)
-        self._root_main(record)
+    def _root_job(self, record: ThreadRecord, worker: _workers.Worker) -> bool:
+        """The job of a kept thread, on its first turn: True if the thread is kept."""
+        record.ident = worker.ident
+        _state.controlled[record.ident] = record  # type: ignore[index]
+        return self._root_main(record, worker)
 
     def _new_record(self, thread: threading.Thread, root: bool) -> ThreadRecord:
         record = ThreadRecord(self, len(self.threads), thread, root)
@@ -315,7 +318,7 @@ class Scheduler:
             self._finish(record)
             record.exited.release()
 
-    def _root_main(self, record: ThreadRecord) -> None:
+    def _root_main(self, record: ThreadRecord, worker: _workers.Worker) -> bool:
         """The body of a callable of run(), in its own OS thread, holding the baton."""
         try:
             if not self.aborting:
@@ -325,7 +328,8 @@ class Scheduler:
                     threading._active[record.ident] = thread  # type: ignore[attr-defined]
                 self._tracer.start()
                 try:
-                    record.result = record.function()  # type: ignore[misc]
+                    # A new thread starts in an empty context: so must a kept one.
+                    record.result = contextvars.Context().run(record.function)  # type: ignore[arg-type]
                 except _Abort:
                     pass
                 except BaseException as error:  # noqa: BLE001 - raised by run() instead
@@ -337,7 +341,11 @@ class Scheduler:
         finally:
             _state.controlled.pop(record.ident, None)  # type: ignore[arg-type]
             record.exited.release()
+            # Back in the pool before the baton is handed on: the next run may
+            # start as soon as it is.
+            kept = _workers.give_back(worker)
             self._finish(record)
+        return kept
 
     @staticmethod
     def _forget_thread(thread: threading.Thread) -> None:
