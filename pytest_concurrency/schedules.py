@@ -74,6 +74,24 @@ class Schedule:
         self._last: Scheduler | None = None
         self._record_opportunities = False
 
+    @classmethod
+    def _trusted(
+        cls,
+        at_steps: list[tuple[int, int]],
+        after_switch: list[tuple[int, int]],
+        at_syncs: list[tuple[int, int]],
+        max_steps: int,
+    ) -> Schedule:
+        """A schedule from pairs already known to be valid (a draw): no checks, one per example."""
+        schedule = cls.__new__(cls)
+        schedule.at_steps = tuple(sorted(at_steps))
+        schedule.after_switch = tuple(after_switch)
+        schedule.at_syncs = tuple(sorted(at_syncs))
+        schedule.max_steps = max_steps
+        schedule._last = None
+        schedule._record_opportunities = False
+        return schedule
+
     def __repr__(self) -> str:
         parts = []
         for name in ("at_steps", "after_switch", "at_syncs"):
@@ -83,6 +101,11 @@ class Schedule:
         if self.max_steps != _engine.DEFAULT_MAX_STEPS:
             parts.append(f"max_steps={self.max_steps}")
         return f"Schedule({', '.join(parts)})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # The pretty-printing protocol Hypothesis follows: print the schedule, to
+        # copy into @example, not the call to the decoder that drew it.
+        printer.text(repr(self))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Schedule):
@@ -324,9 +347,7 @@ def schedules(*, max_preemptions: int = 4, max_steps: int = _engine.DEFAULT_MAX_
     # byte smaller, drops preemptions and then moves the rest earlier.
     encoded = st.binary(max_size=3 * max_preemptions)
 
-    @st.composite  # not .map(): Hypothesis would print the bytes, not the Schedule
-    def draw_schedule(draw: Any) -> Schedule:
-        data = draw(encoded)
+    def decode(data: bytes) -> Schedule:
         _install_for_test()
         at_steps: list[tuple[int, int]] = []
         slices: list[tuple[int, int]] = []
@@ -341,9 +362,9 @@ def schedules(*, max_preemptions: int = 4, max_steps: int = _engine.DEFAULT_MAX_
                 at_steps.append((distance, chosen))  # step 0 decides who starts
             else:
                 syncs.append((distance + 1, chosen))
-        return Schedule(at_steps, after_switch=slices, at_syncs=syncs, max_steps=max_steps)
+        return Schedule._trusted(at_steps, slices, syncs, max_steps)
 
-    strategy = draw_schedule()
+    strategy = encoded.map(decode)
     _our_strategies.add(strategy)
     return strategy
 

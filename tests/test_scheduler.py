@@ -603,6 +603,31 @@ def test_threads_are_fresh_in_every_run_though_the_os_threads_are_kept(patched):
     assert MODULE_LOCAL_WITH_INIT.value == "fresh" and CONTEXT_VALUE.get() == "fresh"
 
 
+def test_a_kept_thread_owns_its_reference_to_its_thread_state_dict(patched):
+    from pytest_concurrency.scheduler import _workers
+
+    Schedule().run(lambda: None)
+    assert _workers.reusable(), "kept threads are made fresh on this interpreter"
+    worker = _workers._idle[-1]
+    # The thread state's reference, the worker's, and getrefcount's argument: with
+    # one fewer the dict is freed under the thread and the interpreter crashes
+    # at exit (it did).
+    assert sys.getrefcount(worker._tstate_dict) >= 3
+
+
+def test_the_interpreter_exits_cleanly_after_many_runs(tmp_path):
+    import subprocess
+
+    script = tmp_path / "many_runs.py"
+    script.write_text(
+        "from pytest_concurrency.schedules import Schedule\n"
+        "for _ in range(3000):\n"
+        "    Schedule().run(lambda: None, lambda: None)\n"
+    )
+    done = subprocess.run([sys.executable, "-X", "dev", str(script)], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_runs_schedules_without_the_parents_kept_threads(patched):
     counter = LockedCounter()

@@ -8,7 +8,10 @@ scheduler's state and the controlled primitives' state, none of it needs a
 lock of its own.
 
 The main thread (the one that called :meth:`Scheduler.run`) only starts the
-threads, waits, and raises what went wrong.
+threads, waits, and raises what went wrong.  The callables run in OS threads
+kept between runs (``_workers``), and a thread whose callable has returned
+runs the next callable that has not started yet itself: a hand-off between OS
+threads costs more than a short run does.
 """
 
 from __future__ import annotations
@@ -86,8 +89,12 @@ class ThreadRecord:
         self.thread = thread
         self.name = thread.name
         self.root = root
-        self.gate = _real.allocate_lock()
-        self.gate.acquire()
+        # A started thread's gate; a callable of run() gets one (a kept
+        # thread's) on its first turn.
+        self.gate: Any = None
+        if not root:
+            self.gate = _real.allocate_lock()
+            self.gate.acquire()
         self.exited = _real.allocate_lock()
         self.exited.acquire()
         self.ident: int | None = None
@@ -232,12 +239,10 @@ class Scheduler:
             # Finalizers of user code run wherever the collector strikes: not
             # under a controlled run, where they would shift the steps.
             gc.disable()
-            for record in list(self.threads):
-                self._start_root(record)
             if self.threads:
                 first = self.threads[0]
                 self.current = self._first_thread(first)
-                self.current.gate.release()
+                self._hand_on(self.current)
                 self._wait_until_done()
         finally:
             _import_time.swap_out(swaps)
@@ -267,19 +272,6 @@ class Scheduler:
         record.name = f"{name} ({label})" if label else name
         record.function = function
         return record
-
-    def _start_root(self, record: ThreadRecord) -> None:
-        # A kept OS thread, made to look fresh (see _workers): starting one per
-        # callable cost as much as the run itself.
-        worker = _workers.take()
-        record.gate = worker.gate
-        worker.job = lambda: self._root_job(record, worker)
-
-    def _root_job(self, record: ThreadRecord, worker: _workers.Worker) -> bool:
-        """The job of a kept thread, on its first turn: True if the thread is kept."""
-        record.ident = worker.ident
-        _state.controlled[record.ident] = record  # type: ignore[index]
-        return self._root_main(record, worker)
 
     def _new_record(self, thread: threading.Thread, root: bool) -> ThreadRecord:
         record = ThreadRecord(self, len(self.threads), thread, root)
@@ -315,37 +307,58 @@ class Scheduler:
             pass
         finally:
             _state.controlled.pop(record.ident, None)  # type: ignore[arg-type]
-            self._finish(record)
+            self._hand_on(self._finish(record))
             record.exited.release()
 
-    def _root_main(self, record: ThreadRecord, worker: _workers.Worker) -> bool:
-        """The body of a callable of run(), in its own OS thread, holding the baton."""
-        try:
-            if not self.aborting:
-                thread = record.thread
-                thread._ident = record.ident  # type: ignore[attr-defined]
-                with threading._active_limbo_lock:  # type: ignore[attr-defined]
-                    threading._active[record.ident] = thread  # type: ignore[attr-defined]
-                self._tracer.start()
-                try:
-                    # A new thread starts in an empty context: so must a kept one.
-                    record.result = contextvars.Context().run(record.function)  # type: ignore[arg-type]
-                except _Abort:
-                    pass
-                except BaseException as error:  # noqa: BLE001 - raised by run() instead
-                    self.thread_raised(record, error)
-                finally:
-                    self._tracer.stop_thread()
-                    with threading._active_limbo_lock:  # type: ignore[attr-defined]
-                        threading._active.pop(record.ident, None)  # type: ignore[attr-defined]
-        finally:
+    def _root_job(self, record: ThreadRecord, worker: _workers.Worker) -> bool:
+        """What a kept thread does when its gate opens: True if it is kept afterwards.
+
+        It runs ``record``'s callable and then, if the baton goes to a callable
+        that has not started yet, that one too (made fresh, as a new thread
+        would be): a hand-off between OS threads costs more than a short run.
+        """
+        while True:
+            record.ident = worker.ident
+            _state.controlled[record.ident] = record  # type: ignore[index]
+            try:
+                self._run_callable(record)
+            except BaseException as error:  # noqa: BLE001 - ours, not the callable's: fail, don't hang
+                self.failure = self.failure or error
+                self._begin_abort()
             _state.controlled.pop(record.ident, None)  # type: ignore[arg-type]
             record.exited.release()
+            target = self._finish(record)
+            if target is not None and target.gate is None and _workers.reusable():
+                worker.forget_thread_locals()
+                target.gate = worker.gate
+                record = target
+                continue
             # Back in the pool before the baton is handed on: the next run may
             # start as soon as it is.
             kept = _workers.give_back(worker)
-            self._finish(record)
-        return kept
+            self._hand_on(target)
+            return kept
+
+    def _run_callable(self, record: ThreadRecord) -> None:
+        """The body of a callable of run(), in a kept OS thread, holding the baton."""
+        if self.aborting:
+            return
+        thread = record.thread
+        thread._ident = record.ident  # type: ignore[attr-defined]
+        with threading._active_limbo_lock:  # type: ignore[attr-defined]
+            threading._active[record.ident] = thread  # type: ignore[attr-defined]
+        self._tracer.start()
+        try:
+            # A new thread starts in an empty context: so must a kept one.
+            record.result = contextvars.Context().run(record.function)  # type: ignore[arg-type]
+        except _Abort:
+            pass
+        except BaseException as error:  # noqa: BLE001 - raised by run() instead
+            self.thread_raised(record, error)
+        finally:
+            self._tracer.stop_thread()
+            with threading._active_limbo_lock:  # type: ignore[attr-defined]
+                threading._active.pop(record.ident, None)  # type: ignore[attr-defined]
 
     @staticmethod
     def _forget_thread(thread: threading.Thread) -> None:
@@ -393,7 +406,7 @@ class Scheduler:
             if record is stuck or record.state is FINISHED:
                 continue
             self.current = record
-            record.gate.release()
+            self._open_gate(record)
             record.exited.acquire(timeout=5.0)
             record.exited.release()
 
@@ -561,7 +574,7 @@ class Scheduler:
         )
         self.current = target
         self._reset_slice()
-        target.gate.release()
+        self._open_gate(target)
         record.gate.acquire()
         if self.aborting:
             raise _Abort
@@ -648,7 +661,8 @@ class Scheduler:
                 return t
         return None
 
-    def _finish(self, record: ThreadRecord) -> None:
+    def _finish(self, record: ThreadRecord) -> ThreadRecord | None:
+        """A thread has ended: who gets the baton (None: the run is over, or stalled)."""
         record.state = FINISHED
         record.waiting_for = None
         for lock in list(record.held):
@@ -660,14 +674,27 @@ class Scheduler:
             if t.state is BLOCKED and t.waiting_for is record:
                 self.wake(t)
         if self.stalled:
-            return
+            return None
         target = self._pick_next()
-        if target is None:
-            self.current = None
-            self.done.release()
-            return
         self.current = target
-        self._reset_slice()
+        if target is not None:
+            self._reset_slice()
+        return target
+
+    def _hand_on(self, target: ThreadRecord | None) -> None:
+        """Give the baton to ``target``, or back to run() if there is none."""
+        if self.stalled:
+            return  # run() has given up on this run already
+        if target is None:
+            self.done.release()
+        else:
+            self._open_gate(target)
+
+    def _open_gate(self, target: ThreadRecord) -> None:
+        if target.gate is None:  # a callable's first turn: a kept thread runs it
+            worker = _workers.take()
+            target.gate = worker.gate
+            worker.job = lambda: self._root_job(target, worker)
         target.gate.release()
 
     def thread_raised(self, record: ThreadRecord, error: BaseException | None) -> None:

@@ -352,7 +352,7 @@ def _is_stop(frame: FrameType) -> bool:
     # The frames that call a thread's callable: the API is what they called.
     if code.co_filename == threading.__file__ and code.co_name in ("run", "_bootstrap_inner"):
         return True
-    return code.co_filename == _engine.__file__ and code.co_name in ("_root_main", "_thread_main")
+    return code.co_filename == _engine.__file__ and code.co_name in ("_run_callable", "_thread_main")
 
 
 def blocking_call(frame: FrameType | None) -> str | None:

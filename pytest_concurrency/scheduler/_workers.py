@@ -96,6 +96,9 @@ def _thread_state_dict() -> dict[Any, Any] | None:
         get_dict.restype = ctypes.py_object
         get_dict.argtypes = []
         state = get_dict()
+        # The reference is borrowed, but ctypes takes a py_object result as a new
+        # one and gives it to us: take one for real, or the dict is freed twice.
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(state))
     except Exception:  # noqa: BLE001 - no ctypes, or another interpreter: no reuse
         return None
     return state if isinstance(state, dict) else None
@@ -118,3 +121,8 @@ def _forget_all_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_all_after_fork)
+
+
+def reusable() -> bool:
+    """Can a kept thread be made fresh for another callable (see :func:`_can_reuse`)?"""
+    return bool(_reuse)
