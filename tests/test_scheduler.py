@@ -799,3 +799,44 @@ def test_a_class_level_rlock_made_at_import_time_is_controlled_inside_run():
 
     assert explore_all(scenario, max_preemptions=2).exhausted
     assert code.Account.lock is original
+
+
+def test_primitives_made_at_import_time_keep_their_state_and_are_controlled_inside_run():
+    from scheduler_corpus import _import_time_primitives as code
+
+    insides = (code.READY._cond, code.SLOTS._cond, code.MEETING._cond, code.JOBS.mutex)
+    condition = code.ITEMS_CHANGED
+
+    def scenario(schedule):
+        code.READY.clear()
+        code.shared.clear()
+        code.items.clear()
+        code.MEETING.reset()
+        assert schedule.run(code.publish, code.read_when_ready)[1] == 42
+        schedule.run(code.add_under_semaphore, code.add_under_semaphore)
+        assert code.shared["total"] == 2
+        assert schedule.run(code.put_item, code.take_item)[1] == 1
+        assert sorted(schedule.run(code.meet, code.meet)) == [0, 1]
+        assert schedule.run(code.produce, code.consume)[1] == [0, 1, 2]
+
+    started = time.perf_counter()
+    assert explore_all(scenario, max_preemptions=1).exhausted
+    assert time.perf_counter() - started < 10  # never the 10 s of a thread stuck for real
+    # Put back after each run, with the state the run left.
+    assert (code.READY._cond, code.SLOTS._cond, code.MEETING._cond, code.JOBS.mutex) == insides
+    assert code.ITEMS_CHANGED is condition and code.READY.is_set()
+    assert code.SLOTS.acquire(blocking=False)  # the count the runs left: one free slot
+    code.SLOTS.release()
+
+
+def test_a_race_behind_an_import_time_semaphore_is_found():
+    from scheduler_corpus import _import_time_primitives as code
+
+    def scenario(schedule):
+        code.shared.clear()
+        schedule.run(code.unguarded_add, code.unguarded_add)
+        assert code.shared["total"] == 2, "lost update"
+
+    with pytest.raises(AssertionError, match="lost update"):
+        explore_all(scenario, max_preemptions=1)
+    assert code.TWO_AT_A_TIME._value == 2  # every slot given back, after the failing run too

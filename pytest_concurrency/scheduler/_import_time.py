@@ -1,4 +1,4 @@
-"""Locks made at import time, swapped for controlled ones for the length of a run.
+"""Primitives made at import time, swapped for controlled ones for the length of a run.
 
 Students write ``LOCK = threading.Lock()`` at the top of a module, or as a
 class attribute.  Those are made before any test patches ``threading``, so
@@ -6,13 +6,18 @@ they are the interpreter's own locks, which the scheduler cannot see: a
 thread blocked on one would block for real.  For the length of a run, every
 such lock the callables can reach by name is replaced by a controlled one
 (the same controlled lock wherever the real one was found), and put back
-afterwards.
+afterwards.  A ``Condition`` is replaced the same way (on the controlled
+twin of its lock).  An ``Event``, ``Semaphore``, ``BoundedSemaphore``,
+``Barrier`` or ``queue`` queue keeps its identity and its state (set or not,
+its count, its items): only the lock and conditions inside it are swapped.
+Subclasses of these made by user code are not looked at.
 
 Reached by name means: the globals of each callable's module, the modules
 and the user-defined classes those globals name, and the ``__dict__`` of
 objects they name; only modules of user code are looked at (never the
-standard library, site-packages or the plugin).  A lock held at the start of
-the run is left alone: swapping it would free it.  Where the locks are is
+standard library, site-packages or the plugin).  A primitive in use at the
+start of the run (a lock held, a thread waiting) is left alone: swapping it
+would free it.  Where the locks are is
 found once per module and found again when its globals change in number, so
 a run pays for a few lookups, not a scan.
 """
@@ -21,7 +26,9 @@ from __future__ import annotations
 
 import _thread
 import functools
+import queue
 import sys
+import threading
 import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -31,29 +38,76 @@ from ._tracing import is_user_file
 
 _LOCK = _thread.LockType
 _RLOCK: type = getattr(_thread, "RLock", type(None))
+_CONDITION = threading.Condition  # the stdlib's: this module is imported before any patch
+# Objects that keep their state in themselves and wait on a Condition inside:
+# the names of the attributes to swap.
+_BUILT_ON_CONDITIONS: dict[type, tuple[str, ...]] = {
+    threading.Event: ("_cond",),
+    threading.Semaphore: ("_cond",),
+    threading.BoundedSemaphore: ("_cond",),
+    threading.Barrier: ("_cond",),
+    queue.Queue: ("mutex", "not_empty", "not_full", "all_tasks_done"),
+    queue.LifoQueue: ("mutex", "not_empty", "not_full", "all_tasks_done"),
+    queue.PriorityQueue: ("mutex", "not_empty", "not_full", "all_tasks_done"),
+}
 
 # (namespace, key, original); restored in reverse order.
 Swaps = list[tuple[dict[str, Any] | type, str, Any]]
 
 
 def swap_in(callables: Iterable[Callable[..., Any]]) -> Swaps:
-    """Replace the real locks the callables reach by controlled ones; what to restore."""
+    """Replace the real primitives the callables reach by controlled ones; what to restore."""
     kinds = _lock_kinds()
-    made: dict[int, Any] = {}
+    made: dict[int, Any] = {}  # id of a real primitive -> its controlled twin (None: left alone)
     swaps: Swaps = []
     for namespace, key, value in _real_locks(callables, kinds):
-        controlled = made.get(id(value))
-        if controlled is None:
-            if not _is_free(value):
-                continue
-            from . import _primitives
-
-            controlled = _primitives.Lock() if kinds[type(value)] == "Lock" else _primitives.RLock()
-            controlled._c_site = None  # made at import time: the report names it instead
-            made[id(value)] = controlled
-        swaps.append((namespace, key, value))
-        _store(namespace, key, controlled)
+        kind = kinds[type(value)]
+        if kind == "inside":
+            if id(value) not in made:
+                made[id(value)] = value
+                _swap_inside(value, made, swaps)
+            continue
+        controlled = _twin(value, kind, made)
+        if controlled is not None:
+            swaps.append((namespace, key, value))
+            _store(namespace, key, controlled)
     return swaps
+
+
+def _twin(value: Any, kind: str, made: dict[int, Any]) -> Any:
+    """The controlled twin of a real Lock, RLock or Condition (None if it is in use)."""
+    if id(value) in made:
+        return made[id(value)]
+    from . import _primitives
+
+    controlled: Any = None
+    kinds = _lock_kinds()
+    if kind == "Condition":
+        # Only the stdlib's own, on a real lock, with nobody waiting.
+        lock = value._lock if kinds.get(type(value)) == "Condition" else None
+        lock_kind = kinds.get(type(lock))
+        if lock_kind in ("Lock", "RLock") and not value._waiters:
+            controlled_lock = _twin(lock, lock_kind, made)
+            if controlled_lock is not None:
+                controlled = _primitives.Condition(controlled_lock)
+    elif kinds.get(type(value)) in ("Lock", "RLock") and _is_free(value):
+        controlled = _primitives.Lock() if kind == "Lock" else _primitives.RLock()
+    if controlled is not None:
+        controlled._c_site = None  # made at import time: the report names it instead
+    made[id(value)] = controlled
+    return controlled
+
+
+def _swap_inside(value: Any, made: dict[int, Any], swaps: Swaps) -> None:
+    """Swap the lock and conditions inside an Event, Semaphore, Barrier or queue."""
+    attributes = vars(value)
+    names = _BUILT_ON_CONDITIONS[type(value)]
+    twins = [_twin(attributes.get(name), "Condition" if name != "mutex" else "Lock", made) for name in names]
+    if any(twin is None for twin in twins):
+        return  # in use, or not what the stdlib puts there: left alone
+    for name, twin in zip(names, twins, strict=True):
+        swaps.append((attributes, name, attributes[name]))
+        attributes[name] = twin
 
 
 def swap_out(swaps: Swaps) -> None:
@@ -78,21 +132,32 @@ def _is_free(lock: Any) -> bool:
     return True
 
 
-_kinds_cache: list[Any] = [None, None, None]  # found Lock, found RLock, their kinds
+_kinds_cache: list[Any] = [None, None, None, None]  # found Lock, RLock, Condition; their kinds
 
 
 def _lock_kinds() -> dict[type, str]:
-    """The types of uncontrolled locks: the interpreter's, and whatever ``threading``
-    offered when the patches went in (another tool's instrumented lock)."""
-    lock, rlock = _state.found.get("Lock"), _state.found.get("RLock")
-    if _kinds_cache[0] is lock and _kinds_cache[1] is rlock:
-        return _kinds_cache[2]
-    kinds: dict[type, str] = {_LOCK: "Lock", _RLOCK: "RLock"}
+    """The types of uncontrolled primitives: the interpreter's, and whatever ``threading``
+    offered when the patches went in (another tool's instrumented ones)."""
+    found = _state.found
+    lock, rlock, condition = found.get("Lock"), found.get("RLock"), found.get("Condition")
+    if _kinds_cache[0] is lock and _kinds_cache[1] is rlock and _kinds_cache[2] is condition:
+        return _kinds_cache[3]
+    kinds: dict[type, str] = {_LOCK: "Lock", _RLOCK: "RLock", _CONDITION: "Condition"}
     for name, factory in (("Lock", lock), ("RLock", rlock)):
         if factory is not None:
             kinds.setdefault(factory if isinstance(factory, type) else type(factory()), name)
-    _kinds_cache[:] = [lock, rlock, kinds]
+    if isinstance(condition, type) and issubclass(condition, _CONDITION):
+        kinds.update(dict.fromkeys(_with_subclasses(condition), "Condition"))
+    kinds.update(dict.fromkeys(_BUILT_ON_CONDITIONS, "inside"))
+    _kinds_cache[:] = [lock, rlock, condition, kinds]
     return kinds
+
+
+def _with_subclasses(cls: type) -> list[type]:
+    found = [cls]
+    for subclass in cls.__subclasses__():
+        found.extend(_with_subclasses(subclass))
+    return found
 
 
 def _real_locks(
