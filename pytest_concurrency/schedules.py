@@ -24,7 +24,7 @@ import sys
 import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import DeadlockError, LivelockError
 from .scheduler import _engine, _patching, _real, _state
@@ -51,6 +51,11 @@ class Schedule:
     - ``at_syncs``: at that synchronisation point (acquire, release, wait,
       sleep, start, join), counting from 1.
 
+    And where a thread blocks or ends and two or more threads could go on,
+    ``at_handoffs`` may choose another one than the lowest-numbered: at the
+    ``position``-th such hand-off (counting from 1), the ``choice``-th of them.
+    A hand-off is not a preemption; :func:`explore_all` tries every choice.
+
     Write one by hand for ``@example`` or a regression test:
 
     >>> Schedule(at_steps=[(3, 0)])
@@ -63,11 +68,13 @@ class Schedule:
         *,
         after_switch: Sequence[tuple[int, int]] = (),
         at_syncs: Sequence[tuple[int, int]] = (),
+        at_handoffs: Sequence[tuple[int, int]] = (),
         max_steps: int = _engine.DEFAULT_MAX_STEPS,
     ) -> None:
         self.at_steps = tuple(sorted(_pairs("at_steps", at_steps)))
         self.after_switch = _pairs("after_switch", after_switch)
         self.at_syncs = tuple(sorted(_pairs("at_syncs", at_syncs)))
+        self.at_handoffs = tuple(sorted(_pairs("at_handoffs", at_handoffs)))
         if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
             raise ValueError(f"Schedule(max_steps=...) must be an integer >= 1, got {max_steps!r}")
         self.max_steps = max_steps
@@ -87,6 +94,7 @@ class Schedule:
         schedule.at_steps = tuple(sorted(at_steps))
         schedule.after_switch = tuple(after_switch)
         schedule.at_syncs = tuple(sorted(at_syncs))
+        schedule.at_handoffs = ()
         schedule.max_steps = max_steps
         schedule._last = None
         schedule._record_opportunities = False
@@ -94,7 +102,7 @@ class Schedule:
 
     def __repr__(self) -> str:
         parts = []
-        for name in ("at_steps", "after_switch", "at_syncs"):
+        for name in ("at_steps", "after_switch", "at_syncs", "at_handoffs"):
             value = getattr(self, name)
             if value:
                 parts.append(f"{name}={value!r}")
@@ -137,7 +145,7 @@ class Schedule:
             )
         detailed = _should_note()
         scheduler = Scheduler(
-            Decisions(self.at_steps, self.after_switch, self.at_syncs),
+            Decisions(self.at_steps, self.after_switch, self.at_syncs, self.at_handoffs),
             max_steps=self.max_steps,
             detailed=detailed,
             record_opportunities=self._record_opportunities,
@@ -240,19 +248,17 @@ def explore_all(
     so what "exhausted" means: every placement of at most that many
     preemptions, each at a step (bytecode of user code or synchronisation
     call) where another thread could run, in favour of each of those
-    threads; each such schedule is a distinct interleaving and is tried
-    exactly once, fewest preemptions first.  Switches that are not
-    preemptions go as in every run: when a thread blocks or ends, the
-    lowest-numbered runnable thread goes on, and a thread that runs 2,000
-    steps in a row hands over to the next one.  Interleavings that need
-    another choice there, but no preemption, are not tried (with two threads
-    there is no such choice).  ``scenario`` must build the same objects on
-    every call (runs are deterministic, so a prefix of preemptions fixes the
-    run up to its last one).  The first failure is
-    raised, with the schedule and its interleaving in notes; otherwise the
-    returned :class:`Exploration` says how many schedules there were and
-    whether the space was exhausted (``max_schedules`` caps the search).
-    ``scenario`` should call ``schedule.run`` once.
+    threads; and, at every hand-off (a thread blocked or ended) where two or
+    more threads could go on, each of them, which costs no preemption.  Each
+    such schedule is a distinct interleaving and is tried exactly once,
+    fewest preemptions first.  A thread that runs 2,000 steps in a row hands
+    over to the next one, as in every run.  ``scenario`` must build the same
+    objects on every call (runs are deterministic, so a prefix of decisions
+    fixes the run up to its last one).  The first failure is raised, with
+    the schedule and its interleaving in notes; otherwise the returned
+    :class:`Exploration` says how many schedules there were and whether the
+    space was exhausted (``max_schedules`` caps the search).  ``scenario``
+    should call ``schedule.run`` once.
 
     >>> def scenario(schedule):
     ...     box = []
@@ -269,18 +275,22 @@ def explore_all(
     count = 0
     exhausted = True
     try:
-        # Breadth-first over preemption points: every schedule with 0
-        # preemptions, then 1, then 2..., so the first failure has the fewest.
-        # A prefix of preemptions fixes the run up to its last one (runs are
-        # deterministic), so the opportunities after it, seen in the prefix's
-        # own run, are exactly the next choices.
-        queue: deque[tuple[tuple[int, int], ...]] = deque([()])
-        while queue:
-            prefix = queue.popleft()
+        # Level by level: every schedule with 0 preemptions (and every choice
+        # at hand-offs), then 1, then 2..., so the first failure has the
+        # fewest.  A prefix of decisions fixes the run up to its last one (runs
+        # are deterministic), so the opportunities after it, in the order the
+        # prefix's own run met them, are exactly the next choices.
+        levels: list[deque[_Prefix]] = [deque([_Prefix((), (), -1)])]
+        level = 0
+        while level < len(levels):
+            if not levels[level]:
+                level += 1
+                continue
+            prefix = levels[level].popleft()
             if count >= max_schedules:
                 exhausted = False
                 break
-            schedule = Schedule(prefix)
+            schedule = Schedule(prefix.at_steps, at_handoffs=prefix.at_handoffs)
             schedule._record_opportunities = True
             count += 1
             try:
@@ -291,27 +301,40 @@ def explore_all(
                 add_note(
                     error,
                     f"explore_all: failed at schedule {count} ({schedule!r}, "
-                    f"{len(prefix)} preemption(s))",
+                    f"{len(prefix.at_steps)} preemption(s))",
                 )
                 if schedule._last is not None and not isinstance(
                     error, (DeadlockError, LivelockError)
                 ):
                     add_note(error, format_story(schedule._last))
                 raise
-            if len(prefix) >= max_preemptions or schedule._last is None:
+            if schedule._last is None:
                 continue
-            after = prefix[-1][0] if prefix else -1
-            children = (
-                (*prefix, (step, choice))
-                for step, alternatives in schedule._last.opportunities
-                if step > after
-                for choice in range(alternatives)
-            )
-            queue.extend(children)
+            opportunities = schedule._last.opportunities
+            for position in range(prefix.last + 1, len(opportunities)):
+                kind, key, alternatives = opportunities[position]
+                if kind == "handoff":
+                    for choice in range(1, alternatives + 1):  # 0 is what this run did
+                        handoffs = (*prefix.at_handoffs, (key, choice))
+                        levels[level].append(_Prefix(prefix.at_steps, handoffs, position))
+                elif len(prefix.at_steps) < max_preemptions:
+                    if len(levels) == level + 1:
+                        levels.append(deque())
+                    for choice in range(alternatives):
+                        steps = (*prefix.at_steps, (key, choice))
+                        levels[level + 1].append(_Prefix(steps, prefix.at_handoffs, position))
     finally:
         if installed_here and not _installed_for_this_test:
             _patching.uninstall()
     return Exploration(count, max_preemptions, exhausted)
+
+
+class _Prefix(NamedTuple):
+    """The decisions of a schedule explore_all will try, and where the last one was met."""
+
+    at_steps: tuple[tuple[int, int], ...]
+    at_handoffs: tuple[tuple[int, int], ...]
+    last: int  # its position in the run's opportunities (-1: none yet)
 
 
 # ------------------------------------------------------------- the strategy

@@ -556,6 +556,41 @@ def test_explore_all_says_when_it_stopped_before_the_end():
     assert "NOT exhausted" in str(result)
 
 
+def test_explore_all_tries_every_thread_that_could_go_on_when_one_blocks_or_ends():
+    def scenario(schedule):
+        woken: list[str] = []
+        event = threading.Event()
+
+        def waiter(name):
+            def wait():
+                event.wait()
+                woken.append(name)
+
+            return wait
+
+        schedule.run(waiter("first"), waiter("second"), event.set)
+        assert woken == ["first", "second"], "the second waiter went on first"
+
+    # No preemption is needed: when the setter ends, either waiter may go on.
+    with pytest.raises(AssertionError, match="second waiter went on first") as caught:
+        explore_all(scenario, max_preemptions=0)
+    assert "Schedule(at_handoffs=" in "\n".join(caught.value.__notes__)
+    assert "0 preemption(s)" in "\n".join(caught.value.__notes__)
+
+
+def test_a_handoff_choice_replays_by_hand(patched):
+    woken: list[int] = []
+    event = threading.Event()
+
+    def waiter(number):
+        return lambda: (event.wait(), woken.append(number))
+
+    # Hand-offs with a choice: T1 blocks (T2, T3, T4 could go on), T2 blocks
+    # (T3, T4), and the setter ends (T1, T2, T3): there, the second one.
+    Schedule(at_handoffs=[(3, 1)]).run(waiter(1), waiter(2), waiter(3), event.set)
+    assert woken == [2, 1, 3]
+
+
 def test_explore_all_rejects_bad_arguments():
     from pytest_concurrency.schedules import explore_all
 

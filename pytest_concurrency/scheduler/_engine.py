@@ -132,7 +132,10 @@ class Decisions:
       after a release is easy to hit.
 
     Everywhere else a thread runs until it blocks or ends, and then the
-    lowest-numbered runnable thread goes on.
+    lowest-numbered runnable thread goes on, unless ``at_handoffs`` says
+    otherwise: ``(k, choice)`` makes the ``choice``-th runnable thread go on at
+    the ``k``-th such hand-off (counting from 1) that had a choice, that is
+    two or more runnable threads.  A hand-off is not a preemption.
     """
 
     def __init__(
@@ -140,10 +143,14 @@ class Decisions:
         at_steps: Sequence[tuple[int, int]] = (),
         after_switch: Sequence[tuple[int, int]] = (),
         at_syncs: Sequence[tuple[int, int]] = (),
+        at_handoffs: Sequence[tuple[int, int]] = (),
     ) -> None:
         self.at_steps = sorted(at_steps)
         self.after_switch = list(after_switch)
         self.at_syncs = sorted(at_syncs)
+        self.at_handoffs: dict[int, int] = {}
+        for index, choice in at_handoffs:
+            self.at_handoffs.setdefault(index, choice)  # two at one hand-off: the first counts
 
 
 _NEVER = float("inf")
@@ -164,10 +171,12 @@ class Scheduler:
         record_opportunities: bool = False,
     ) -> None:
         self.decisions = decisions or Decisions()
-        # Exhaustive exploration: every step at which a preemption would switch,
-        # with the number of threads it could switch to.
+        # Exhaustive exploration, in the order they came: ("step", step, n) for
+        # each step where a preemption could switch to n threads, and
+        # ("handoff", k, n) for each hand-off that had n threads to choose from.
         self.record_opportunities = record_opportunities
-        self.opportunities: list[tuple[int, int]] = []
+        self.opportunities: list[tuple[str, int, int]] = []
+        self.handoffs = 0
         self.max_steps = max_steps
         self.fair_slice = fair_slice
         # Spinning and long honest work look alike from here: half the budget,
@@ -415,7 +424,7 @@ class Scheduler:
     def _first_thread(self, first: ThreadRecord) -> ThreadRecord:
         # A preemption at step 0 chooses who starts.
         if self.record_opportunities and len(self.threads) > 1:
-            self.opportunities.append((0, len(self.threads) - 1))
+            self.opportunities.append(("step", 0, len(self.threads) - 1))
         if self._at_steps and self._at_steps[0][0] == 0:
             choice = self._at_steps[0][1]
             self._at_steps_next = 1
@@ -484,7 +493,7 @@ class Scheduler:
     def _note_opportunity(self, record: ThreadRecord, step: int) -> None:
         others = sum(1 for t in self.threads if t.state is RUNNABLE and t is not record)
         if others and not self.aborting:
-            self.opportunities.append((step, others))
+            self.opportunities.append(("step", step, others))
 
     def _preempt(self, record: ThreadRecord, choice: int) -> bool:
         others = [t for t in self.threads if t.state is RUNNABLE and t is not record]
@@ -637,13 +646,13 @@ class Scheduler:
 
     def _pick_next(self) -> ThreadRecord | None:
         if not self.aborting:
-            for t in self.threads:
-                if t.state is RUNNABLE:
-                    return t
-            if self._wake_sleepers():
-                for t in self.threads:
-                    if t.state is RUNNABLE:
-                        return t
+            runnable = [t for t in self.threads if t.state is RUNNABLE]
+            if not runnable and self._wake_sleepers():
+                runnable = [t for t in self.threads if t.state is RUNNABLE]
+            if len(runnable) == 1:
+                return runnable[0]
+            if runnable:
+                return self._hand_off(runnable)
             live = [t for t in self.threads if t.state is not FINISHED]
             if not live:
                 return None
@@ -660,6 +669,13 @@ class Scheduler:
             if t.state is not FINISHED and t is not self._stuck_record():
                 return t
         return None
+
+    def _hand_off(self, runnable: list[ThreadRecord]) -> ThreadRecord:
+        """The running thread blocked or ended, and several can go on: who does."""
+        index = self.handoffs = self.handoffs + 1
+        if self.record_opportunities:
+            self.opportunities.append(("handoff", index, len(runnable) - 1))
+        return runnable[self.decisions.at_handoffs.get(index, 0) % len(runnable)]
 
     def _finish(self, record: ThreadRecord) -> ThreadRecord | None:
         """A thread has ended: who gets the baton (None: the run is over, or stalled)."""
