@@ -650,6 +650,25 @@ def test_a_kept_thread_owns_its_reference_to_its_thread_state_dict(patched):
     assert sys.getrefcount(worker._tstate_dict) >= 3
 
 
+def test_where_kept_threads_cannot_be_made_fresh_each_callable_gets_a_new_thread(patched, monkeypatch):
+    from pytest_concurrency.scheduler import _workers
+
+    monkeypatch.setattr(_workers, "_reuse", False)  # as if dropping the keys did not empty a local
+    monkeypatch.setattr(_workers, "_idle", [])
+    idents = set()
+
+    def use_and_change():
+        idents.add(threading.get_ident())
+        seen = MODULE_LOCAL_WITH_INIT.value
+        MODULE_LOCAL_WITH_INIT.value = "changed"
+        return seen
+
+    for _ in range(3):
+        assert Schedule().run(use_and_change, use_and_change) == ["fresh", "fresh"]
+    assert _workers._idle == []  # none kept
+    assert len(idents) >= 2  # and not one thread for both callables of a run
+
+
 def test_the_interpreter_exits_cleanly_after_many_runs(tmp_path):
     import subprocess
 
