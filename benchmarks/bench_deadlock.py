@@ -2,6 +2,7 @@
 
     python benchmarks/bench_deadlock.py            # everything (about two minutes)
     python benchmarks/bench_deadlock.py --quick    # fewer repetitions
+    python benchmarks/bench_deadlock.py --only hammering --instructions   # one part, counted by callgrind
 
 1. Detection latency of an ABBA deadlock in real threads: from the moment both
    threads hold their first lock to the end of the failing test, with the
@@ -17,8 +18,12 @@
    included) and pytest's own "passed in" time; best of several interleaved
    runs, since the machine is shared.
 
-For numbers that do not depend on the machine's load, count instructions:
-``valgrind --tool=callgrind`` on the same workloads (see docs/deadlocks.md).
+For numbers that do not depend on the machine's load, ``--instructions``
+counts instructions with ``valgrind --tool=callgrind`` instead of timing:
+for 2, each workload at two sizes, plain and watched (the difference is the
+cost of the items, without start-up); for 3, the whole pytest run, with and
+without our parts (start-up included), address randomization off and a fixed
+hash seed so that a run repeats to the instruction.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import os
 import queue
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -174,11 +180,13 @@ def _children_cpu() -> float:
 CACHED_BYTECODE = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
+NO_THREAD_SUITE = "\n".join(f"def test_{i}():\n    assert sum(range({i} + 10)) >= 0\n" for i in range(300))
+
+
 def no_thread_suite(repeats: int) -> dict[bool, tuple[float, float]]:
     """With and without our parts: best (process CPU, "passed in") of the runs."""
     with tempfile.TemporaryDirectory() as folder:
-        body = "\n".join(f"def test_{i}():\n    assert sum(range({i} + 10)) >= 0\n" for i in range(300))
-        Path(folder, "test_many.py").write_text(body)
+        Path(folder, "test_many.py").write_text(NO_THREAD_SUITE)
 
         def once(extra: list[str]) -> tuple[float, float]:
             before = _children_cpu()
@@ -197,12 +205,107 @@ def no_thread_suite(repeats: int) -> dict[bool, tuple[float, float]]:
         return {k: (min(c for c, _ in v), min(s for _, s in v)) for k, v in runs.items()}
 
 
+WORKLOADS = {"pool": thread_pool_work, "hammering": lock_heavy_work}
+PARTS = ("latency", "pool", "hammering", "no-thread")
+# Deterministic runs under callgrind: no address randomization, one hash seed.
+DETERMINISTIC = ["setarch", "-R"]
+
+
+def _callgrind(command: list[str], cwd: str | None = None) -> int:
+    """Instructions executed by ``command`` (all its threads), counted by callgrind."""
+    with tempfile.TemporaryDirectory() as out:
+        env = {**CACHED_BYTECODE, "PYTHONHASHSEED": "0"}
+        subprocess.run(command, cwd=cwd, env=env, capture_output=True, timeout=900)  # bytecode cached
+        randomization = DETERMINISTIC if shutil.which("setarch") else []
+        subprocess.run([*randomization, "valgrind", "--tool=callgrind",
+                        f"--callgrind-out-file={out}/cg", *command],
+                       cwd=cwd, env=env, capture_output=True, timeout=900, check=True)
+        for line in Path(out, "cg").read_text().splitlines():
+            if line.startswith("totals:"):
+                return int(line.split()[1])
+    raise RuntimeError("callgrind wrote no totals")
+
+
+def workload_instructions(name: str, small: int, large: int) -> tuple[float, float]:
+    """Instructions per item of a workload, plain and watched (start-up and the small run subtracted)."""
+    per_item = []
+    for watched in (False, True):
+        counts = [_callgrind([sys.executable, __file__, "--run", name, str(n), *(["--watched"] if watched else [])])
+                  for n in (small, large)]
+        per_item.append((counts[1] - counts[0]) / (large - small))
+    return per_item[0], per_item[1]
+
+
+def no_thread_instructions() -> tuple[int, int]:
+    """Instructions of the whole pytest run of the no-thread suite: with our parts, without."""
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "test_many.py").write_text(NO_THREAD_SUITE)
+        return (_callgrind([*PYTEST, "test_many.py"], cwd=folder),
+                _callgrind([*PYTEST, "test_many.py", *WITHOUT_US], cwd=folder))
+
+
+def run_one(name: str, n: int, watched: bool) -> None:
+    """One workload, once (what --instructions counts)."""
+    if watched:
+        _waitgraph.install()
+    WORKLOADS[name](n)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=PARTS, action="append",
+                        help="run only this part (repeatable)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions with valgrind's callgrind (parts 2 and 3)")
+    parser.add_argument("--run", nargs=2, metavar=("WORKLOAD", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--watched", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    repeats = 3 if args.quick else 7
+    if args.run:
+        run_one(args.run[0], int(args.run[1]), args.watched)
+        return
+    parts = set(args.only or PARTS)
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            parser.error("--instructions needs valgrind (apt-get install valgrind)")
+        instructions(parts)
+        return
+    timed(parts, 3 if args.quick else 7)
 
+
+def instructions(parts: set[str]) -> None:
+    for name, label in (("pool", "exercise 07 solution, pool.map of small tasks"),
+                        ("hammering", "two threads hammering one Lock, RLock, Condition, Queue")):
+        if name in parts:
+            plain, watched = workload_instructions(name, 1_000, 6_000)
+            print(f"{label}: instructions per item plain {plain:,.0f}, watched {watched:,.0f}: "
+                  f"{watched / plain:.2f}x  (target < 2x)")
+    if "no-thread" in parts:
+        with_us, without = no_thread_instructions()
+        print(f"300 tests that use no threads, instructions of the whole run: without {without:,}, "
+              f"with {with_us:,}: {(with_us / without - 1) * 100:+.1f} %  (target < 5 %)")
+
+
+def timed(parts: set[str], repeats: int) -> None:
+    if "latency" in parts:
+        latency_part(repeats)
+    if "pool" in parts or "hammering" in parts:
+        print("2. Lock-heavy code, plain vs watched threading (same process, best of runs)")
+    for name, label, work, n in (
+        ("pool", "exercise 07 solution, pool.map of 5,000 tasks", thread_pool_work, 5_000),
+        ("hammering", "two threads hammering one Lock, RLock, Condition, Queue", lock_heavy_work, 20_000),
+    ):
+        if name not in parts:
+            continue
+        plain, watched, plain_cpu, watched_cpu = overhead(work, n, repeats)
+        print(f"   {label}: wall plain {plain * 1000:.0f} ms, watched {watched * 1000:.0f} ms: "
+              f"{watched / plain:.2f}x; CPU plain {plain_cpu * 1000:.0f} ms, watched "
+              f"{watched_cpu * 1000:.0f} ms: {watched_cpu / plain_cpu:.2f}x  (target < 2x)")
+    if "no-thread" in parts:
+        no_thread_part(repeats)
+
+
+def latency_part(repeats: int) -> None:
     print("1. ABBA deadlock in real threads: latency from deadlock to failed test")
     ours = [latency([]) for _ in range(repeats)]
     theirs = [latency([*WITHOUT_US, "--timeout", "5", "--timeout-method", "signal"]) for _ in range(2)]
@@ -218,16 +321,8 @@ def main() -> None:
     print(f"   pytest-timeout alone (--timeout 5):        worst {max(s for s, _, _ in theirs):.2f} s, "
           f"cycle named: {any(named for _, named, _ in theirs)}")
 
-    print("2. Lock-heavy code, plain vs watched threading (same process, best of runs)")
-    for label, work, n in (
-        ("exercise 07 solution, pool.map of 5,000 tasks", thread_pool_work, 5_000),
-        ("two threads hammering one Lock, RLock, Condition, Queue", lock_heavy_work, 20_000),
-    ):
-        plain, watched, plain_cpu, watched_cpu = overhead(work, n, repeats)
-        print(f"   {label}: wall plain {plain * 1000:.0f} ms, watched {watched * 1000:.0f} ms: "
-              f"{watched / plain:.2f}x; CPU plain {plain_cpu * 1000:.0f} ms, watched "
-              f"{watched_cpu * 1000:.0f} ms: {watched_cpu / plain_cpu:.2f}x  (target < 2x)")
 
+def no_thread_part(repeats: int) -> None:
     print("3. 300 tests that use no threads, with and without the deadlock/hygiene/processes parts,"
           " best of several runs")
     suite = no_thread_suite(max(repeats, 5))

@@ -9,6 +9,8 @@ Strict: exercise tests (inside an ``NN_name`` folder), tests marked
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from .layout import exercise_folder
@@ -40,6 +42,34 @@ def is_strict(item: pytest.Item) -> bool:
         known = item.stash[_strict_key] = (
             item.config.getini("hygiene_scope") == "all"
             or in_exercise_folder(item.path)
-            or item.get_closest_marker("hygiene") is not None
+            or has_marker(item, "hygiene")
         )
     return known
+
+
+def has_marker(item: pytest.Item, name: str) -> bool:
+    """``item.get_closest_marker(name) is not None``, without its generators (asked for every test)."""
+    node: pytest.Item | pytest.Collector | None = item
+    while node is not None:
+        for mark in node.own_markers:
+            if mark.name == name:
+                return True
+        node = node.parent
+    return False
+
+
+_threads_key = pytest.StashKey[set[threading.Thread]]()
+
+
+def threads_at_start(item: pytest.Item) -> set[threading.Thread]:
+    """The threads alive as ``item``'s protocol began (one snapshot for the parts that ask)."""
+    threads = item.stash.get(_threads_key, None)
+    if threads is None:
+        threads = item.stash[_threads_key] = set(threading.enumerate())
+    return threads
+
+
+def forget_threads_at_start(item: pytest.Item) -> None:
+    """At the end of the protocol: a test run again (reruns) takes a new snapshot."""
+    if _threads_key in item.stash:
+        del item.stash[_threads_key]

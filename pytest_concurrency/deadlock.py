@@ -47,14 +47,23 @@ import threading
 import time
 import warnings
 from collections.abc import Generator
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import _gevent_watch as gw
 from . import _waitgraph as wg
-from ._scope import in_exercise_folder, is_strict
+from ._scope import (
+    forget_threads_at_start,
+    has_marker,
+    in_exercise_folder,
+    is_strict,
+    threads_at_start,
+)
 from .errors import DeadlockError
+
+if TYPE_CHECKING:
+    from . import _gevent_watch as gw
 
 DEADLOCK_TIMEOUT_HELP = (
     "real (uncontrolled) runs: a wait-for cycle, or every thread of the test blocked, "
@@ -81,14 +90,15 @@ class EventLoopBlockedWarning(pytest.PytestWarning):
 class TestState:
     """What the watchdog knows about the test that runs now."""
 
-    __slots__ = ("item", "thread", "baseline", "reports", "installed", "timeout_snapshot", "gevent",
-                 "unwinding")
+    __slots__ = ("item", "thread", "baseline", "reports", "reported", "installed", "timeout_snapshot",
+                 "gevent", "unwinding")
 
     def __init__(self, item: pytest.Item, thread: threading.Thread, baseline: set[threading.Thread]) -> None:
         self.item = item
         self.thread = thread
         self.baseline = baseline  # the threads alive when it began
         self.reports: list[str] = []  # the watchdog's verdicts
+        self.reported = 0  # how many of them a phase's report already gave
         self.installed = False
         self.timeout_snapshot: str | None = None
         self.gevent: gw.Watch | None = None
@@ -432,6 +442,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         watchdog.stop()
 
 
+def _gevent() -> ModuleType:
+    """Our gevent watch, imported only once gevent itself is (most runs never need it)."""
+    from . import _gevent_watch
+
+    return _gevent_watch
+
+
 def _gevent_patched() -> bool:
     monkey = sys.modules.get("gevent.monkey")
     return bool(monkey and monkey.is_module_patched("threading"))
@@ -453,23 +470,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
     watchdog = item.config.stash[_watchdog_key]
-    test = TestState(item, threading.current_thread(), set(threading.enumerate()))
+    test = TestState(item, threading.current_thread(), threads_at_start(item))
     item.stash[_test_key] = test
     wg.reset_order()
-    if item.get_closest_marker("no_deadlock_detection") is None and not _gevent_patched():
+    if not has_marker(item, "no_deadlock_detection") and not _gevent_patched():
         wg.install()
         test.installed = True
     if "gevent" in sys.modules:
-        test.gevent = gw.begin()
+        test.gevent = _gevent().begin()
     watchdog.test = test
     if wg._waits:
         watchdog.wake()  # waits recorded before the test began: their deadlines count now
     try:
         return (yield)
     finally:
+        forget_threads_at_start(item)
         watchdog.test = None
         if test.gevent is not None:
-            gw.end()
+            _gevent().end()
         if test.installed:
             wg.uninstall()
         if wg._unwound or wg.threads_that_took_locks() > 1:  # nothing to forget in a test that started no thread
@@ -479,36 +497,63 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             wg.forget_dead_threads(alive)
 
 
-def _phase(item: pytest.Item, when: str) -> Generator:
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport | None:
+    """Our verdicts on the phase that just ended, given as if the phase had raised them.
+
+    One plain hook instead of a wrapper around each phase: a phase that ended
+    with nothing for us to say costs one call.  A verdict replaces
+    ``call.excinfo`` before any report is made, so every other plugin (xfail,
+    grading, --pdb) sees it as the phase's own error.
+    """
     test = item.stash.get(_test_key, None)
     if test is None:
-        return (yield)
-    seen = len(test.reports)
-    try:
-        result = yield
-    except DeadlockError:
+        return None
+    if (call.excinfo is None and len(test.reports) == test.reported and test.gevent is None
+            and (call.when != "call" or not wg._inversions)):
+        return None
+    verdict = _verdict(item, call, test)
+    if verdict is None:
+        return None
+    call.excinfo = _raised(verdict)
+    if not getattr(verdict, "from_watchdog", False):
+        return None  # pytest makes the report of the new error
+    # Raised by us, not by the test: its traceback would only show the plugin.
+    report = pytest.TestReport.from_item_and_call(item, call)
+    report.longrepr = f"DeadlockError: {verdict}"
+    return report
+
+
+def _verdict(item: pytest.Item, call: pytest.CallInfo[None], test: TestState) -> BaseException | None:
+    """The error that replaces the phase's outcome, or None to leave it."""
+    new = test.reports[test.reported:]
+    test.reported = len(test.reports)
+    error = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(error, DeadlockError):
         _let_unwound_threads_end(test)  # (the test thread was unwound too)
-        raise
-    except BaseException as error:
-        new = test.reports[seen:]
-        if new:
-            _let_unwound_threads_end(test)
-            raise _watchdog_error(new[0]) from error
-        if gw.is_loop_exit(error):
-            raise _watchdog_error(gw.loop_exit_report(error)) from None
-        message = getattr(error, "msg", "")
-        if isinstance(message, str) and message.startswith(PYTEST_TIMEOUT_PREFIX):
-            raise _merge_timeout(test, error) from None
-        _check_event_loop(item, test, when, failed=True)
-        raise
-    new = test.reports[seen:]
+        return None
     if new:
         _let_unwound_threads_end(test)
-        raise _watchdog_error(new[0])
-    _check_event_loop(item, test, when, failed=False)
-    if when == "call":
-        _check_order(item)
-    return result
+        return _watchdog_error(new[0])
+    if error is not None:
+        if "gevent" in sys.modules and _gevent().is_loop_exit(error):
+            return _watchdog_error(_gevent().loop_exit_report(error))
+        message = getattr(error, "msg", "")
+        if isinstance(message, str) and message.startswith(PYTEST_TIMEOUT_PREFIX):
+            return _merge_timeout(test, error)
+        _check_event_loop(item, test, call.when, failed=True)
+        return None
+    failure = _check_event_loop(item, test, call.when, failed=False)
+    if failure is None and call.when == "call":
+        failure = _check_order(item)
+    return failure
+
+
+def _raised(error: BaseException) -> pytest.ExceptionInfo[BaseException]:
+    try:
+        raise error
+    except BaseException:
+        return pytest.ExceptionInfo.from_current()
 
 
 # How long a failing phase waits for the threads it unwound to end (each notices within a slice).
@@ -524,37 +569,29 @@ def _let_unwound_threads_end(test: TestState) -> None:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def _check_event_loop(item: pytest.Item, test: TestState, when: str, failed: bool) -> None:
-    """Greenlets that blocked gevent's loop: fail a strict test, warn otherwise.
+def _check_event_loop(item: pytest.Item, test: TestState, when: str, failed: bool) -> BaseException | None:
+    """Greenlets that blocked gevent's loop: the failure of a strict test; a warning otherwise.
 
     A phase that failed anyway keeps its own error, with the report as a section.
     """
     if test.gevent is None:
-        return
-    report = gw.blocked_report(test.gevent)
+        return None
+    report = _gevent().blocked_report(test.gevent)
     if report is None:
-        return
+        return None
     if failed:
         item.add_report_section(when, "gevent event loop", report)
     elif is_strict(item):
-        pytest.fail(report, pytrace=False)
+        return pytest.fail.Exception(report, pytrace=False)
     else:
         warnings.warn(EventLoopBlockedWarning(report), stacklevel=2)
+    return None
 
 
 def _watchdog_error(report: str) -> DeadlockError:
     error = DeadlockError(report)
     error.from_watchdog = True  # type: ignore[attr-defined]
     return error
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator:
-    report = yield
-    # Raised by our hook wrapper, not by the test: its traceback would only show the plugin.
-    if call.excinfo is not None and getattr(call.excinfo.value, "from_watchdog", False):
-        report.longrepr = f"DeadlockError: {call.excinfo.value}"
-    return report
 
 
 @pytest.hookimpl(wrapper=True, optionalhook=True)
@@ -580,34 +617,16 @@ def _merge_timeout(test: TestState, error: BaseException) -> BaseException:
     for ident in test_threads(test) or ():
         if ident != test.thread.ident:
             wg.unwind(ident, f"unwound after pytest-timeout fired in {test.item.nodeid}")
-    merged = f"{error.msg}\n\n{report}"  # type: ignore[attr-defined]
-    try:
-        pytest.fail(merged, pytrace=False)
-    except pytest.fail.Exception as failed:
-        return failed
-    raise AssertionError("unreachable")
+    return pytest.fail.Exception(f"{error.msg}\n\n{report}", pytrace=False)  # type: ignore[attr-defined]
 
 
-def _check_order(item: pytest.Item) -> None:
+def _check_order(item: pytest.Item) -> BaseException | None:
+    """Lock-order inversions of the test: the failure of a strict test; a warning otherwise."""
     inversions = wg.order_inversions()
     if not inversions:
-        return
+        return None
     report = inversion_report(inversions)
     if is_strict(item):
-        pytest.fail(report, pytrace=False)
+        return pytest.fail.Exception(report, pytrace=False)
     warnings.warn(PotentialDeadlockWarning(report), stacklevel=2)
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> Generator:
-    return (yield from _phase(item, "setup"))
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator:
-    return (yield from _phase(item, "call"))
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
-    return (yield from _phase(item, "teardown"))
+    return None

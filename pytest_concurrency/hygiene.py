@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import _waitgraph as wg
-from ._scope import HYGIENE_SCOPE_HELP, is_strict
+from ._scope import HYGIENE_SCOPE_HELP, forget_threads_at_start, is_strict, threads_at_start
 from .errors import DeadlockError
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def _pending_greenlets() -> list[Any]:
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
     session = item.config.stash[_session_key]
     strict = is_strict(item)
-    test = TestHygiene(strict, set(threading.enumerate()))
+    test = TestHygiene(strict, threads_at_start(item))
     item.stash[_hygiene_key] = test
     session.current = test
     # Per test, so that it wraps pytest's own hook (which turns them into warnings).
@@ -162,6 +162,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     try:
         return (yield)
     finally:
+        forget_threads_at_start(item)
         session.uninstall_hook()
         session.current = None
         # Non-strict tests are not failed, but what they leave is remembered for the exit.
@@ -170,8 +171,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
                 session.left_behind.append(thread)
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator:
+# Plain hooks, not wrappers: most tests are not strict, and for them these cost one call.
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
     # What the test starts counts from here: fixtures of a wider scope may start
     # threads and servers during setup that live on after this test on purpose.
     test = item.stash.get(_hygiene_key, None)
@@ -181,19 +183,17 @@ def pytest_runtest_call(item: pytest.Item) -> Generator:
         test.threads_before = set(threading.enumerate())
         test.processes = ProcessGuard().start()
         test.greenlets_before = _greenlet_ids()
-    return (yield)
 
 
-@pytest.hookimpl(wrapper=True, trylast=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
-    result = yield
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    # trylast: after pytest's own teardown (the fixtures); not reached if that raised.
     test = item.stash.get(_hygiene_key, None)
     if test is None or not test.strict:
-        return result
+        return
     problems = check(item, test)
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
-    return result
 
 
 def check(item: pytest.Item, test: TestHygiene) -> list[str]:

@@ -443,3 +443,59 @@ def test_code_that_replaces_threading_lock_still_gets_a_report(pytester: pytest.
         "*Timeout (>3.0s) from pytest-timeout*",
         "*The code under test replaced threading.Lock*",
     ])
+
+
+ABBA_IN_WORKERS = """
+    import threading
+
+    import pytest
+    from pytest_concurrency import DeadlockError
+
+    @pytest.mark.xfail(raises=DeadlockError, strict=True)
+    def test_abba_expected():
+        first, second = threading.Lock(), threading.Lock()
+        both_hold_one = threading.Barrier(2)
+
+        def forward():
+            with first:
+                both_hold_one.wait()
+                with second:
+                    pass
+
+        def backward():
+            with second:
+                both_hold_one.wait()
+                with first:
+                    pass
+
+        workers = [threading.Thread(target=f, name="worker-" + f.__name__) for f in (forward, backward)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()  # returns once the watchdog unwound them: the test itself ends normally
+"""
+
+
+def test_a_watchdog_verdict_is_the_phase_error_that_other_plugins_see(pytester: pytest.Pytester) -> None:
+    """The verdict replaces the phase's outcome before the report is made: xfail(raises=...) sees it."""
+    result = run(pytester, ABBA_IN_WORKERS, "-rxX", then=AND_THE_RUN_GOES_ON)
+    result.assert_outcomes(xfailed=1, passed=1)
+
+
+def test_the_deadlock_part_can_be_left_out_by_name(pytester: pytest.Pytester) -> None:
+    """The parts are registered by plugin.py, not pytest_plugins: ``-p no:`` still leaves one out."""
+    source = """
+        import threading
+
+        def test_which_lock():
+            print("lock type:", type(threading.Lock()).__name__)
+    """
+    watched = run(pytester, source, "-s")
+    left_out = pytester.runpytest_subprocess(  # (without the part, --deadlock-timeout is unknown)
+        "-p", "no:cacheprovider", "-s", "-p", "no:pytest_concurrency.deadlock", "test_subject.py",
+        timeout=RUN_LIMIT,
+    )
+    watched.assert_outcomes(passed=1)
+    left_out.assert_outcomes(passed=1)
+    watched.stdout.fnmatch_lines(["*lock type: InstrumentedLock*"])
+    left_out.stdout.fnmatch_lines(["*lock type: lock*"])
