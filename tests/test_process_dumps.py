@@ -34,8 +34,11 @@ import time
 
 
 def note_pid(folder):
-    with open(os.path.join(folder, f"{os.getpid()}.pid"), "w") as file:
+    # Written whole, then renamed: the parent never sees a half-made pid file.
+    path = os.path.join(folder, f"{os.getpid()}")
+    with open(path + ".tmp", "w") as file:
         file.write("started")
+    os.replace(path + ".tmp", path + ".pid")
 
 
 def wait_for_ever(folder):
@@ -66,9 +69,10 @@ def wait_for_pid_files(folder, count):
 
 
 def _stuck_line() -> re.Pattern[str]:
-    """How faulthandler names where a stuck child is: its loop's two lines (mostly the sleep)."""
+    """How faulthandler names where a stuck child is: its loop's two lines (mostly the sleep),
+    or, when the dump came the moment its pid file appeared, the end of ``note_pid``."""
     sleep = STUCK.splitlines().index("        time.sleep(0.05)  # the line a dump must show")
-    return re.compile(rf'stuck\.py", line ({sleep}|{sleep - 1}) in wait_for_ever\n')
+    return re.compile(rf'stuck\.py", line (({sleep}|{sleep - 1}) in wait_for_ever|\d+ in note_pid)\n')
 
 
 STUCK_LINE = _stuck_line()
