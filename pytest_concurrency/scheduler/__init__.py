@@ -8,6 +8,8 @@ Private machinery behind :func:`pytest_concurrency.schedules`; test authors use
 - ``_tracing``: preemption points at each bytecode of user code;
 - ``_primitives``: Lock, RLock and Condition that obey the scheduler;
 - ``_patching``: putting them (and Thread.start/join, time) in place;
+- ``_import_time``: primitives made before the patches, swapped for a run;
+- ``_workers``: the OS threads kept between runs, made fresh for each callable;
 - ``_report``: the interleaving, deadlock and livelock stories.
 """
 
