@@ -7,7 +7,9 @@
    2 threads x 3 increments (target: >= 1,000/s), next to its parts.  Per
    CPU second of this process is the number to compare on a shared machine
    (wall time counts other processes' turns); for numbers that do not depend
-   on load at all, count instructions: valgrind --tool=callgrind.
+   on load at all, count instructions: valgrind --tool=callgrind.  The line
+   above the table is what a thread hand-off costs on this machine right
+   now: each preemption costs two, and it varies from hour to hour.
 2. The bug corpus (tests/scheduler_corpus): for each classic bug, found or
    not within 200 examples, examples and seconds to find it (median over
    several Hypothesis seeds), next to plain-thread stress given one second,
@@ -166,6 +168,32 @@ def throughput(examples: int) -> dict[str, tuple[float, float]]:
     return rates
 
 
+def handoff_round_trip(count: int = 5000) -> float:
+    """Microseconds for two real threads to pass a baton there and back (locks, as the scheduler does).
+
+    Every preemption costs a hand-off and, later, one back; on a shared virtual
+    machine this varies from about 20 to over 100 microseconds from hour to
+    hour, and with it the schedules a second.
+    """
+    import _thread
+
+    there, back = _thread.allocate_lock(), _thread.allocate_lock()
+    there.acquire()
+    back.acquire()
+
+    def partner() -> None:
+        for _ in range(count):
+            there.acquire()
+            back.release()
+
+    _thread.start_new_thread(partner, ())
+    started = time.perf_counter()
+    for _ in range(count):
+        there.release()
+        back.acquire()
+    return (time.perf_counter() - started) / count * 1e6
+
+
 def exhaustive(scenario) -> tuple[bool, int]:
     """(found, schedules) for explore_all with at most 2 preemptions."""
     from pytest_concurrency.schedules import explore_all
@@ -192,6 +220,7 @@ def main() -> None:
     import os
 
     print(f"Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"a thread hand-off there and back: {handoff_round_trip():.0f} us (this machine, now)")
     print("throughput, 2 threads x 3 increments       per wall s   per CPU s")
     for label, (wall, cpu) in throughput(500 if options.quick else 2000).items():
         print(f"  {label:<38} {wall:>10,.0f} {cpu:>11,.0f}")
