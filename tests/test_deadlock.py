@@ -41,34 +41,41 @@ def test_the_run_goes_on():
 """
 
 
+ABBA_IN_WORKERS = """
+    import threading
+
+    import pytest
+    from pytest_concurrency import DeadlockError
+
+    @pytest.mark.xfail(raises=DeadlockError, strict=True)
+    def test_abba_expected():
+        first, second = threading.Lock(), threading.Lock()
+        both_hold_one = threading.Barrier(2)
+
+        def forward():
+            with first:
+                both_hold_one.wait()
+                with second:
+                    pass
+
+        def backward():
+            with second:
+                both_hold_one.wait()
+                with first:
+                    pass
+
+        workers = [threading.Thread(target=f, name="worker-" + f.__name__) for f in (forward, backward)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()  # returns once the watchdog unwound them: the test itself ends normally
+"""
+EXPECTED = "    @pytest.mark.xfail(raises=DeadlockError, strict=True)\n"  # without it: an ordinary failing test
+
+
 def test_abba_deadlock_is_reported_with_the_cycle_and_both_stacks(pytester: pytest.Pytester) -> None:
     started = time.monotonic()
-    result = run(pytester, """
-        import threading
-
-        def test_abba():
-            first, second = threading.Lock(), threading.Lock()
-            both_hold_one = threading.Barrier(2)
-
-            def forward():
-                with first:
-                    both_hold_one.wait()
-                    with second:
-                        pass
-
-            def backward():
-                with second:
-                    both_hold_one.wait()
-                    with first:
-                        pass
-
-            workers = [threading.Thread(target=forward, name="worker-forward"),
-                       threading.Thread(target=backward, name="worker-backward")]
-            for w in workers:
-                w.start()
-            for w in workers:
-                w.join()
-    """, then=AND_THE_RUN_GOES_ON)
+    result = run(pytester, ABBA_IN_WORKERS.replace(EXPECTED, ""), then=AND_THE_RUN_GOES_ON)
     elapsed = time.monotonic() - started
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines([
@@ -445,35 +452,6 @@ def test_code_that_replaces_threading_lock_still_gets_a_report(pytester: pytest.
     ])
 
 
-ABBA_IN_WORKERS = """
-    import threading
-
-    import pytest
-    from pytest_concurrency import DeadlockError
-
-    @pytest.mark.xfail(raises=DeadlockError, strict=True)
-    def test_abba_expected():
-        first, second = threading.Lock(), threading.Lock()
-        both_hold_one = threading.Barrier(2)
-
-        def forward():
-            with first:
-                both_hold_one.wait()
-                with second:
-                    pass
-
-        def backward():
-            with second:
-                both_hold_one.wait()
-                with first:
-                    pass
-
-        workers = [threading.Thread(target=f, name="worker-" + f.__name__) for f in (forward, backward)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()  # returns once the watchdog unwound them: the test itself ends normally
-"""
 
 
 def test_a_watchdog_verdict_is_the_phase_error_that_other_plugins_see(pytester: pytest.Pytester) -> None:
