@@ -669,6 +669,25 @@ def test_where_kept_threads_cannot_be_made_fresh_each_callable_gets_a_new_thread
     assert len(idents) >= 2  # and not one thread for both callables of a run
 
 
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux and two CPUs",
+)
+def test_a_run_keeps_its_threads_on_one_cpu_and_gives_the_caller_its_cpus_back(patched):
+    before = os.sched_getaffinity(0)
+
+    def where():
+        worker = threading.Thread(target=lambda: seen.append(os.sched_getaffinity(0)))
+        worker.start()
+        worker.join()
+        return os.sched_getaffinity(0)
+
+    seen: list[set[int]] = []
+    first, second = Schedule(at_steps=[(3, 0)]).run(where, where)
+    assert len(first) == 1 and first == second == seen[0] == seen[1]  # started threads too
+    assert os.sched_getaffinity(0) == before
+
+
 def test_the_interpreter_exits_cleanly_after_many_runs(tmp_path):
     import subprocess
 

@@ -218,6 +218,7 @@ class Scheduler:
         self._tracer = make_tracer(self._on_step)
         self._detail_pending: dict[int, tuple[Any, str, str]] = {}
         self.preemptions_taken = 0
+        self.cpu: int | None = None  # the CPU every thread of the run is kept on
 
     # ------------------------------------------------------------------ running
 
@@ -251,8 +252,9 @@ class Scheduler:
             if self.threads:
                 first = self.threads[0]
                 self.current = self._first_thread(first)
-                self._hand_on(self.current)
-                self._wait_until_done()
+                with _workers.pinned() as self.cpu:  # the whole run on one CPU (see _workers)
+                    self._hand_on(self.current)
+                    self._wait_until_done()
         finally:
             _import_time.swap_out(swaps)
             if gc_was_enabled:
@@ -326,6 +328,7 @@ class Scheduler:
         that has not started yet, that one too (made fresh, as a new thread
         would be): a hand-off between OS threads costs more than a short run.
         """
+        _workers.pin(worker, self.cpu)
         while True:
             record.ident = worker.ident
             _state.controlled[record.ident] = record  # type: ignore[index]
