@@ -8,8 +8,9 @@
    CPU second of this process is the number to compare on a shared machine
    (wall time counts other processes' turns); for numbers that do not depend
    on load at all, count instructions: valgrind --tool=callgrind.  The line
-   above the table is what a thread hand-off costs on this machine right
-   now: each preemption costs two, and it varies from hour to hour.
+   above the table is what a hand-off between two threads free to run on
+   any CPU costs on this machine right now (it varies from hour to hour);
+   the scheduler keeps a run on one CPU, where it costs about 20 us.
 2. The bug corpus (tests/scheduler_corpus): for each classic bug, found or
    not within 200 examples, examples and seconds to find it (median over
    several Hypothesis seeds), next to plain-thread stress given one second,
