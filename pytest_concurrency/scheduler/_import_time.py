@@ -65,29 +65,28 @@ def swap_in(callables: Iterable[Callable[..., Any]]) -> Swaps:
         if kind == "inside":
             if id(value) not in made:
                 made[id(value)] = value
-                _swap_inside(value, made, swaps)
+                _swap_inside(value, kinds, made, swaps)
             continue
-        controlled = _twin(value, kind, made)
+        controlled = _twin(value, kind, kinds, made)
         if controlled is not None:
             swaps.append((namespace, key, value))
             _store(namespace, key, controlled)
     return swaps
 
 
-def _twin(value: Any, kind: str, made: dict[int, Any]) -> Any:
+def _twin(value: Any, kind: str, kinds: dict[type, str], made: dict[int, Any]) -> Any:
     """The controlled twin of a real Lock, RLock or Condition (None if it is in use)."""
     if id(value) in made:
         return made[id(value)]
     from . import _primitives
 
     controlled: Any = None
-    kinds = _lock_kinds()
     if kind == "Condition":
         # Only the stdlib's own, on a real lock, with nobody waiting.
         lock = value._lock if kinds.get(type(value)) == "Condition" else None
         lock_kind = kinds.get(type(lock))
         if lock_kind in ("Lock", "RLock") and not value._waiters:
-            controlled_lock = _twin(lock, lock_kind, made)
+            controlled_lock = _twin(lock, lock_kind, kinds, made)
             if controlled_lock is not None:
                 controlled = _primitives.Condition(controlled_lock)
     elif kinds.get(type(value)) in ("Lock", "RLock") and _is_free(value):
@@ -98,11 +97,13 @@ def _twin(value: Any, kind: str, made: dict[int, Any]) -> Any:
     return controlled
 
 
-def _swap_inside(value: Any, made: dict[int, Any], swaps: Swaps) -> None:
+def _swap_inside(value: Any, kinds: dict[type, str], made: dict[int, Any], swaps: Swaps) -> None:
     """Swap the lock and conditions inside an Event, Semaphore, Barrier or queue."""
     attributes = vars(value)
     names = _BUILT_ON_CONDITIONS[type(value)]
-    twins = [_twin(attributes.get(name), "Condition" if name != "mutex" else "Lock", made) for name in names]
+    twins = [
+        _twin(attributes.get(name), "Condition" if name != "mutex" else "Lock", kinds, made) for name in names
+    ]
     if any(twin is None for twin in twins):
         return  # in use, or not what the stdlib puts there: left alone
     for name, twin in zip(names, twins, strict=True):

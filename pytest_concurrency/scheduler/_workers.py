@@ -81,6 +81,11 @@ def give_back(worker: Worker) -> bool:
     return False
 
 
+def reusable() -> bool:
+    """Can a kept thread be made fresh for another callable (see :func:`_can_reuse`)?"""
+    return bool(_reuse)
+
+
 def _serve(worker: Worker, started: Any) -> None:
     global _reuse
     worker.ident = _real.get_ident()
@@ -170,15 +175,9 @@ def pinned() -> Iterator[int | None]:
 
 
 def _forget_all_after_fork() -> None:
-    # Only the forking thread goes on in the child: the kept threads are gone,
-    # and the child picks its own CPU.
+    # Only the forking thread goes on in the child: the kept threads are gone.
     _idle.clear()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_all_after_fork)
-
-
-def reusable() -> bool:
-    """Can a kept thread be made fresh for another callable (see :func:`_can_reuse`)?"""
-    return bool(_reuse)
