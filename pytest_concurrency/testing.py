@@ -300,3 +300,41 @@ def wait_until_blocked(
         "A thread that must wait should sleep on a threading.Condition (or an Event), "
         "not spin in a loop"
     )
+
+
+# -- timeouts on the virtual clock -----------------------------------------------------------
+
+
+def timed(call: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[str, Any, float]:
+    """``call(...)`` and how long it took: ("returned", value, seconds) or ("raised", error, seconds).
+
+    Inside ``schedule.run`` the seconds are the scheduler's virtual ones.
+
+    >>> timed(int, "3")[:2]
+    ('returned', 3)
+    >>> timed(int, "three")[0]
+    'raised'
+    """
+    start = time.monotonic()
+    try:
+        value = call(*args, **kwargs)
+    except Exception as error:
+        return "raised", error, time.monotonic() - start
+    return "returned", value, time.monotonic() - start
+
+
+def timeout_hint(took: float, timeout: float) -> str:
+    """What to fix when a wait of ``timeout`` seconds gave up after ``took`` seconds instead.
+
+    >>> timeout_hint(0.003, 3.0).startswith("wait for the whole timeout")
+    True
+    """
+    if took < timeout:
+        return (
+            "wait for the whole timeout before giving up (in seconds, not milliseconds); "
+            "Condition.wait_for(predicate, timeout) does the counting for you"
+        )
+    return (
+        "the timeout is the whole wait, not the wait after each wakeup; "
+        "Condition.wait_for(predicate, timeout) counts down what is left"
+    )

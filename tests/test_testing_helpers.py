@@ -57,3 +57,24 @@ def test_wait_until_blocked_fails_when_the_thread_spins():
     finally:
         stop = True  # noqa: F841 (read by spin through the closure)
         job.outcome("spinning")
+
+
+def test_timed_on_the_virtual_clock_and_the_hint_for_a_wrong_timeout():
+    from hypothesis import given
+
+    from pytest_concurrency import schedules
+    from pytest_concurrency.testing import timed, timeout_hint
+
+    @given(schedules(max_preemptions=0))
+    def sleeping(schedule):
+        import time
+
+        [outcome] = schedule.run(lambda: timed(time.sleep, 3))
+        how, value, took = outcome
+        assert (how, value) == ("returned", None) and took == pytest.approx(3.0)  # virtual seconds
+
+    sleeping()
+    how, error, _ = timed(int, "three")
+    assert how == "raised" and isinstance(error, ValueError)
+    assert "milliseconds" in timeout_hint(0.003, 3.0)  # gave up too soon
+    assert "after each wakeup" in timeout_hint(6.0, 3.0)  # the timeout restarted

@@ -12,7 +12,7 @@ from hypothesis import Phase, given, settings
 
 from pytest_concurrency import load_impl, schedules
 from pytest_concurrency.testing import THREAD_PATIENCE as PATIENCE
-from pytest_concurrency.testing import Background, wait_until_blocked
+from pytest_concurrency.testing import Background, timed, timeout_hint, wait_until_blocked
 
 barrier = load_impl("barrier")
 
@@ -30,16 +30,6 @@ timing_settings = settings(
 )
 
 
-def timed(call, *args: Any) -> tuple[str, Any, float]:
-    """``call(*args)`` on the virtual clock: ("returned", value, seconds) or ("raised", error, seconds)."""
-    start = time.monotonic()
-    try:
-        value = call(*args)
-    except Exception as error:
-        return "raised", error, time.monotonic() - start
-    return "returned", value, time.monotonic() - start
-
-
 def with_a_partner(gate: Any) -> tuple[int, list[int]]:
     """Wait at ``gate`` while a partner thread does too: (my index, [the partner's index])."""
     theirs: list[int] = []
@@ -48,19 +38,6 @@ def with_a_partner(gate: Any) -> tuple[int, list[int]]:
     mine = gate.wait()
     partner.join()
     return mine, theirs
-
-
-def too_soon_or_too_late(took: float) -> str:
-    """A hint for a timeout that expired at the wrong time."""
-    if took < TIMEOUT:
-        return (
-            "wait for the whole timeout before giving up (in seconds, not milliseconds); "
-            "Condition.wait_for(predicate, timeout) does the counting for you"
-        )
-    return (
-        "the timeout is the whole wait, not the wait after each wakeup; "
-        "Condition.wait_for(predicate, timeout) counts down what is left"
-    )
 
 
 def assert_timed_out(what: str, outcome: tuple[str, Any, float], passing: str) -> None:
@@ -75,7 +52,7 @@ def assert_timed_out(what: str, outcome: tuple[str, Any, float], passing: str) -
         raise value
     assert took == pytest.approx(TIMEOUT), (
         f"{what} raised TimeoutError after {took:g} s (virtual), not after the timeout of "
-        f"{TIMEOUT:g} s: {too_soon_or_too_late(took)}"
+        f"{TIMEOUT:g} s: {timeout_hint(took, TIMEOUT)}"
     )
 
 

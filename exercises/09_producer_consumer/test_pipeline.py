@@ -7,8 +7,7 @@ import collections
 import inspect
 import queue
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from hypothesis import Phase, given, settings
 
 from pytest_concurrency import load_impl, schedules
 from pytest_concurrency.testing import THREAD_PATIENCE as PATIENCE
-from pytest_concurrency.testing import Background, wait_until_blocked
+from pytest_concurrency.testing import Background, timed, timeout_hint, wait_until_blocked
 
 pipeline = load_impl("pipeline")
 
@@ -34,29 +33,6 @@ timing_settings = settings(
 )
 
 
-def timed(call: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[str, Any, float]:
-    """``call(...)`` on the virtual clock: ("returned", value, seconds) or ("raised", error, seconds)."""
-    start = time.monotonic()
-    try:
-        value = call(*args, **kwargs)
-    except Exception as error:
-        return "raised", error, time.monotonic() - start
-    return "returned", value, time.monotonic() - start
-
-
-def too_soon_or_too_late(took: float) -> str:
-    """A hint for a timeout that expired at the wrong time."""
-    if took < TIMEOUT:
-        return (
-            "wait for the whole timeout before giving up (in seconds, not milliseconds); "
-            "Condition.wait_for(predicate, timeout) does the counting for you"
-        )
-    return (
-        "the timeout is the whole wait, not the wait after each wakeup; "
-        "Condition.wait_for(predicate, timeout) counts down what is left"
-    )
-
-
 def assert_gave_up(what: str, outcome: tuple[str, Any, float], exception: type[Exception]) -> None:
     """``outcome`` (from :func:`timed`) must be ``exception`` raised after exactly TIMEOUT seconds."""
     how, value, took = outcome
@@ -72,7 +48,7 @@ def assert_gave_up(what: str, outcome: tuple[str, Any, float], exception: type[E
         )
     assert took == pytest.approx(TIMEOUT), (
         f"{what} raised {want} after {took:g} s (virtual), not after the timeout of "
-        f"{TIMEOUT:g} s: {too_soon_or_too_late(took)}"
+        f"{TIMEOUT:g} s: {timeout_hint(took, TIMEOUT)}"
     )
 
 
