@@ -71,12 +71,26 @@ class Schedule:
         at_handoffs: Sequence[tuple[int, int]] = (),
         max_steps: int = _engine.DEFAULT_MAX_STEPS,
     ) -> None:
-        self.at_steps = tuple(sorted(_pairs("at_steps", at_steps)))
-        self.after_switch = _pairs("after_switch", after_switch)
-        self.at_syncs = tuple(sorted(_pairs("at_syncs", at_syncs)))
-        self.at_handoffs = tuple(sorted(_pairs("at_handoffs", at_handoffs)))
+        pairs = [_pairs(name, items) for name, items in (
+            ("at_steps", at_steps), ("after_switch", after_switch),
+            ("at_syncs", at_syncs), ("at_handoffs", at_handoffs),
+        )]
         if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
             raise ValueError(f"Schedule(max_steps=...) must be an integer >= 1, got {max_steps!r}")
+        self._set(*pairs, max_steps)
+
+    def _set(
+        self,
+        at_steps: Sequence[tuple[int, int]],
+        after_switch: Sequence[tuple[int, int]],
+        at_syncs: Sequence[tuple[int, int]],
+        at_handoffs: Sequence[tuple[int, int]],
+        max_steps: int,
+    ) -> None:
+        self.at_steps = tuple(sorted(at_steps))
+        self.after_switch = tuple(after_switch)
+        self.at_syncs = tuple(sorted(at_syncs))
+        self.at_handoffs = tuple(sorted(at_handoffs))
         self.max_steps = max_steps
         self._last: Scheduler | None = None
         self._record_opportunities = False
@@ -91,13 +105,7 @@ class Schedule:
     ) -> Schedule:
         """A schedule from pairs already known to be valid (a draw): no checks, one per example."""
         schedule = cls.__new__(cls)
-        schedule.at_steps = tuple(sorted(at_steps))
-        schedule.after_switch = tuple(after_switch)
-        schedule.at_syncs = tuple(sorted(at_syncs))
-        schedule.at_handoffs = ()
-        schedule.max_steps = max_steps
-        schedule._last = None
-        schedule._record_opportunities = False
+        schedule._set(at_steps, after_switch, at_syncs, (), max_steps)
         return schedule
 
     def __repr__(self) -> str:
