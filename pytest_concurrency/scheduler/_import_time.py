@@ -164,15 +164,21 @@ def _with_subclasses(cls: type) -> list[type]:
 def _real_locks(
     callables: Iterable[Callable[..., Any]], kinds: dict[type, str]
 ) -> Iterator[tuple[Any, str, Any]]:
-    seen: set[int] = set()
+    # No id() here, nor in what it calls on a cache hit: id() is an audited
+    # event, and once any audit hook is in (ours is), each call costs a microsecond.
+    seen: list[dict[str, Any]] = []
     for function in callables:
-        for root in _globals_of(function):
-            if id(root) in seen:
+        reaches = _reaches_of(function)
+        for position, reach in enumerate(reaches):
+            root = reach.root
+            if any(root is other for other in seen):
                 continue
-            seen.add(id(root))
+            seen.append(root)
+            if not reach.current():
+                reach = reaches[position] = _Reach(root)
             # Where the locks were when this module was last scanned: re-read
             # each run (a run costs no full scan unless a namespace grew).
-            for holder, key in _reach(root).slots(kinds):
+            for holder, key in reach.slots(kinds):
                 value = holder.get(key) if isinstance(holder, dict) else vars(holder).get(key)
                 if type(value) in kinds:
                     yield holder, key, value
@@ -237,16 +243,6 @@ class _Reach:
             self.holders.append(value)
 
 
-_reaches: dict[int, _Reach] = {}
-
-
-def _reach(root: dict[str, Any]) -> _Reach:
-    reach = _reaches.get(id(root))
-    if reach is None or reach.root is not root or not reach.current():
-        reach = _reaches[id(root)] = _Reach(root)
-    return reach
-
-
 def _locks_in(holder: Any, kinds: dict[type, str]) -> Iterator[tuple[Any, str, Any]]:
     """Locks in a user class's attributes, or in a user object's ``__dict__``."""
     if isinstance(holder, type):
@@ -264,43 +260,52 @@ def _locks_in(holder: Any, kinds: dict[type, str]) -> Iterator[tuple[Any, str, A
                 yield namespace, key, value
 
 
-_roots: dict[tuple[int, int], tuple[Any, type, list[dict[str, Any]]]] = {}
+# (code, type of the bound object) -> [that code, that type, what its globals reach]
+_roots: dict[tuple[Any, type], list[Any]] = {}
 
 
-def _globals_of(function: Any) -> list[dict[str, Any]]:
-    """The user modules' globals a callable runs in (its own, its object's class's)."""
+def _reaches_of(function: Any) -> list[_Reach]:
+    """What the globals of the user modules a callable runs in reach (its own, its object's class's)."""
     while isinstance(function, functools.partial):
         function = function.func
     target = getattr(function, "__func__", function)  # a bound method
     owner_type = type(getattr(function, "__self__", None))
     # Keyed by code, not function: a test makes new lambdas for every example,
-    # but they share their code, and with it their globals.
+    # but they share their code, and with it their globals.  Code objects hash
+    # by value, so a hit is checked for identity (a module imported again).
     code = getattr(target, "__code__", None)
     if code is None:
-        return _find_globals(function, target)
-    cached = _roots.get((id(code), id(owner_type)))
-    if cached is not None and cached[0] is code and cached[1] is owner_type:
-        return cached[2]
-    found = _find_globals(function, target)
-    _roots[(id(code), id(owner_type))] = (code, owner_type, found)
-    return found
+        return [_Reach(root) for root in _find_globals(function, target)]
+    cached = _roots.get((code, owner_type))
+    if cached is None or cached[0] is not code or cached[1] is not owner_type:
+        cached = _roots[(code, owner_type)] = [
+            code,
+            owner_type,
+            [_Reach(root) for root in _find_globals(function, target)],
+        ]
+    return cached[2]  # checked for changes by the caller, once per module
 
 
 def _find_globals(function: Any, target: Any) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     namespace = getattr(target, "__globals__", None)
     if isinstance(namespace, dict) and _is_user_namespace(namespace):
-        found.append(namespace)
+        _add_once(found, namespace)
     owner = getattr(function, "__self__", None)
     if owner is not None and not isinstance(owner, types.ModuleType):
         module = sys.modules.get(type(owner).__module__)
         if module is not None and _is_user_module(module):
-            found.append(module.__dict__)
+            _add_once(found, module.__dict__)
     if isinstance(function, type):
         module = sys.modules.get(function.__module__)
         if module is not None and _is_user_module(module):
-            found.append(module.__dict__)
+            _add_once(found, module.__dict__)
     return found
+
+
+def _add_once(found: list[dict[str, Any]], namespace: dict[str, Any]) -> None:
+    if all(namespace is not other for other in found):
+        found.append(namespace)
 
 
 def _is_user_namespace(namespace: dict[str, Any]) -> bool:

@@ -74,8 +74,14 @@ class SettraceTracer:
             frame.f_trace_lines = False
 
             def local(frame: FrameType, event: str, arg: object):
+                nonlocal local
                 if event == "opcode":
                     on_step(code, frame.f_lasti, frame)
+                elif event == "return":
+                    # The frame is done (a generator's next resumption is a new
+                    # call): refer to nothing, so that this closure, which refers
+                    # to itself, is freed with the frame instead of by the collector.
+                    local = None  # type: ignore[assignment]
                 return local
 
             return local
