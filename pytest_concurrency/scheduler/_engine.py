@@ -264,9 +264,12 @@ class Scheduler:
             if self.threads:
                 first = self.threads[0]
                 self.current = self._first_thread(first)
-                with _workers.pinned() as self.cpu:  # the whole run on one CPU (see _workers)
+                self.cpu, cpus_before = _workers.pin_caller()  # the whole run on one CPU (see _workers)
+                try:
                     self._hand_on(self.current)
                     self._wait_until_done()
+                finally:
+                    _workers.unpin_caller(cpus_before)
         finally:
             _import_time.swap_out(swaps)
             if gc_was_enabled:

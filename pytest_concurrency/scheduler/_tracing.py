@@ -66,7 +66,11 @@ class SettraceTracer:
     def __init__(self, on_step: Callable[[CodeType, int, FrameType], None]) -> None:
         def global_(frame: FrameType, event: str, arg: object):
             # frame.f_code is an audited attribute (every audit hook runs on each
-            # read): read it once per call, never per opcode.
+            # read, a microsecond once one is in): read it once per call of user
+            # code, never per opcode, and not at all for a library module's code.
+            module_file = frame.f_globals.get("__file__")
+            if type(module_file) is str and not is_user_file(module_file):
+                return None
             code = frame.f_code
             if not is_user_file(code.co_filename):
                 return None

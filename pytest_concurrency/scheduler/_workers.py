@@ -19,15 +19,15 @@ All of a run's threads share one CPU (Linux): only one of them runs at a
 time anyway, and a hand-off between threads on two CPUs had to wake the
 other, idle one, which on the virtual machines CI runs on cost 80 to 150 us
 where a hand-off on one CPU costs 10.  The thread that calls ``run`` is
-pinned to the CPU it is on, for the length of the run only (:func:`pinned`),
+pinned to the CPU it is on, for the length of the run only (:func:`pin_caller`),
 and each kept thread moves there as it takes a callable (:func:`pin`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 from . import _real
@@ -155,23 +155,23 @@ def pin(worker: Worker, cpu: int | None) -> None:
             worker.cpu = cpu
 
 
-@contextmanager
-def pinned() -> Iterator[int | None]:
-    """Keep the calling thread on the CPU it is on while the ``with`` block runs; that CPU."""
-    before: set[int] | None = None
-    cpu: int | None = None
+def pin_caller() -> tuple[int | None, set[int] | None]:
+    """Keep the calling thread on the CPU it is on: (that CPU, the CPUs to give back)."""
     if _can_pin():
         try:
             cpu = _current_cpu()  # type: ignore[misc]
             before = os.sched_getaffinity(0)
             os.sched_setaffinity(0, {cpu})
         except OSError:
-            before = cpu = None
-    try:
-        yield cpu
-    finally:
-        if before is not None:
-            os.sched_setaffinity(0, before)
+            return None, None
+        return cpu, before
+    return None, None
+
+
+def unpin_caller(before: set[int] | None) -> None:
+    """Give the calling thread back the CPUs :func:`pin_caller` took."""
+    if before is not None:
+        os.sched_setaffinity(0, before)
 
 
 def _forget_all_after_fork() -> None:
