@@ -16,6 +16,7 @@ import sys
 import sysconfig
 from collections.abc import Callable
 from types import CodeType, FrameType
+from typing import Any
 
 from . import _real, _state
 
@@ -57,13 +58,16 @@ def is_user_file(filename: str) -> bool:
     return known
 
 
-StepHandler = Callable[[CodeType, int], None]
-
-
 class SettraceTracer:
-    """3.10/3.11: a per-thread trace function with opcode events in user frames."""
+    """3.10/3.11: a per-thread trace function with opcode events in user frames.
 
-    def __init__(self, on_step: Callable[[CodeType, int, FrameType], None]) -> None:
+    ``frame_tracer(code)`` makes the trace function of one frame of user code:
+    it gets every event of that frame, one per bytecode, so the scheduler
+    writes it (the hot path) itself.  It must drop its own reference at the
+    "return" event, so that it does not outlive the frame in a cycle.
+    """
+
+    def __init__(self, frame_tracer: Callable[[CodeType], Any]) -> None:
         def global_(frame: FrameType, event: str, arg: object):
             # frame.f_code is an audited attribute (every audit hook runs on each
             # read, a microsecond once one is in): read it once per call of user
@@ -76,19 +80,7 @@ class SettraceTracer:
                 return None
             frame.f_trace_opcodes = True
             frame.f_trace_lines = False
-
-            def local(frame: FrameType, event: str, arg: object):
-                nonlocal local
-                if event == "opcode":
-                    on_step(code, frame.f_lasti, frame)
-                elif event == "return":
-                    # The frame is done (a generator's next resumption is a new
-                    # call): refer to nothing, so that this closure, which refers
-                    # to itself, is freed with the frame instead of by the collector.
-                    local = None  # type: ignore[assignment]
-                return local
-
-            return local
+            return frame_tracer(code)
 
         self._global = global_
 
@@ -182,7 +174,9 @@ class MonitoringTracer:
         pass
 
 
-def make_tracer(on_step: Callable[[CodeType, int, FrameType], None]):
+def make_tracer(
+    on_step: Callable[[CodeType, int, FrameType], None], frame_tracer: Callable[[CodeType], Any]
+):
     if _real.HAS_MONITORING:
         return MonitoringTracer(on_step)
-    return SettraceTracer(on_step)
+    return SettraceTracer(frame_tracer)
