@@ -260,8 +260,9 @@ def _locks_in(holder: Any, kinds: dict[type, str]) -> Iterator[tuple[Any, str, A
                 yield namespace, key, value
 
 
-# (code, type of the bound object) -> [that code, that type, what its globals reach]
-_roots: dict[tuple[Any, type], list[Any]] = {}
+# The type of a callable's object -> [(the globals it runs in, or the class
+# itself, and what they reach)]: a few entries each, one per module.
+_roots: dict[type, list[tuple[Any, list[_Reach]]]] = {}
 
 
 def _reaches_of(function: Any) -> list[_Reach]:
@@ -270,20 +271,17 @@ def _reaches_of(function: Any) -> list[_Reach]:
         function = function.func
     target = getattr(function, "__func__", function)  # a bound method
     owner_type = type(getattr(function, "__self__", None))
-    # Keyed by code, not function: a test makes new lambdas for every example,
-    # but they share their code, and with it their globals.  Code objects hash
-    # by value, so a hit is checked for identity (a module imported again).
-    code = getattr(target, "__code__", None)
-    if code is None:
-        return [_Reach(root) for root in _find_globals(function, target)]
-    cached = _roots.get((code, owner_type))
-    if cached is None or cached[0] is not code or cached[1] is not owner_type:
-        cached = _roots[(code, owner_type)] = [
-            code,
-            owner_type,
-            [_Reach(root) for root in _find_globals(function, target)],
-        ]
-    return cached[2]  # checked for changes by the caller, once per module
+    # Keyed by the globals it runs in, not by the function: a test makes new
+    # lambdas for every example, but they share their globals.  (Nor by its
+    # code: reading __code__ is an audited event, and __globals__ is not.)
+    home = function if isinstance(function, type) else getattr(target, "__globals__", None)
+    entries = _roots.setdefault(owner_type, [])
+    for known, reaches in entries:
+        if known is home:
+            return reaches  # checked for changes by the caller, once per module
+    reaches = [_Reach(root) for root in _find_globals(function, target)]
+    entries.append((home, reaches))
+    return reaches
 
 
 def _find_globals(function: Any, target: Any) -> list[dict[str, Any]]:
