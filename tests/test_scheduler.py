@@ -743,6 +743,31 @@ def test_a_run_reads_no_audited_attribute_for_library_code_and_calls_no_id(patch
     assert set(events) <= {"object.__getattr__ f_code"} and len(events) <= 2, events
 
 
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is 3.12+")
+def test_monitoring_stays_armed_between_runs_while_the_patches_are_in():
+    from pytest_concurrency.scheduler import _tracing
+
+    def armed() -> bool:
+        tool = _tracing._monitoring_tool
+        return tool is not None and sys.monitoring.get_events(tool) != 0
+
+    Schedule().run(lambda: None)  # patches put in and taken out by the run itself
+    assert not armed()
+    ensure_installed()  # as a schedule test does from its first draw to its end
+    try:
+        first = Schedule()
+        first.run(Counter().incr, Counter().incr)
+        # Switching events off and on again would make the interpreter instrument
+        # every function it runs next anew: Hypothesis's, between every two runs.
+        assert armed()
+        again = Schedule()
+        again.run(Counter().incr, Counter().incr)
+        assert again.steps == first.steps > 0 and armed()  # and the events still come
+    finally:
+        uninstall()
+    assert not armed()
+
+
 def test_the_interpreter_exits_cleanly_after_many_runs(tmp_path):
     import subprocess
 

@@ -516,6 +516,15 @@ class Scheduler:
 
         return local
 
+    def _on_instruction(self, code: CodeType, offset: int) -> None:
+        """A ``sys.monitoring`` INSTRUCTION event (3.12+) in one of this run's threads.
+
+        The frame (two calls up: the monitoring callback's caller) is read only
+        for a detailed run, the one place it is used: ``sys._getframe`` is an
+        audited event.
+        """
+        self._on_step(code, offset, sys._getframe(2) if self.detailed else None)
+
     def _on_step(self, code: CodeType, offset: int, frame: FrameType | None) -> None:
         """A preemption point in user code, reached by the running thread.
 

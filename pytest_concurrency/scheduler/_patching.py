@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from . import _primitives, _real, _state
+from . import _primitives, _real, _state, _tracing
 
 _controlled = _state.controlled
 _get_ident = _real.get_ident
@@ -227,3 +227,4 @@ def uninstall() -> None:
         # else someone patched over us after we installed: leave theirs in place;
         # they will restore ours, which dispatches to the real one anyway.
     _state.found["installed"] = False
+    _tracing.disarm_monitoring()  # armed for as long as the patches are in (3.12+)

@@ -101,77 +101,104 @@ class SettraceTracer:
 class MonitoringTracer:
     """3.12+: ``sys.monitoring`` INSTRUCTION events, switched on per user code object.
 
-    PY_START is on only during a run; it switches INSTRUCTION events on for
-    each user code object it meets, and those are switched off again when the
-    run ends, so code running outside a run pays nothing.
+    Monitoring is process-wide, and a change of the events that are on makes
+    the interpreter instrument anew every function it runs next (Hypothesis's
+    too, once per example).  So it is armed at the first run and stays armed
+    while the scheduler's patches are in (for a schedule test, until the test
+    ends): see :func:`disarm_monitoring`.  Armed, PY_START switches INSTRUCTION
+    events on for each user code object it meets, and off for good for library
+    code; an INSTRUCTION event counts only in a controlled thread, where it
+    goes to that thread's scheduler.
     """
 
-    _tool: int | None = None
-
     def __init__(self, on_step: Callable[[CodeType, int, FrameType], None]) -> None:
-        self._on_step = on_step
-        self._instrumented: set[CodeType] = set()
-
-    @classmethod
-    def _claim_tool(cls) -> int:
-        if cls._tool is None:
-            monitoring = sys.monitoring
-            for tool in (4, 3, 2, 5, 1, 0):
-                if monitoring.get_tool(tool) is None:
-                    monitoring.use_tool_id(tool, "pytest-concurrency scheduler")
-                    cls._tool = tool
-                    break
-            else:
-                raise RuntimeError(
-                    "schedule.run() needs a sys.monitoring tool id and all six are taken "
-                    "(debuggers, coverage, profilers): run without one of them"
-                )
-        return cls._tool
+        pass  # the events go to the scheduler of the thread they happen in
 
     def begin_run(self) -> None:
-        monitoring = sys.monitoring
-        events = monitoring.events
-        tool = self._claim_tool()
-        instrumented = self._instrumented
-        on_step = self._on_step
-        controlled = _state.controlled
-        get_ident = _real.get_ident
-        getframe = sys._getframe
-        disable = monitoring.DISABLE
-        set_local_events = monitoring.set_local_events
-
-        def on_start(code: CodeType, offset: int):
-            if code in instrumented:
-                return None
-            if is_user_file(code.co_filename):
-                instrumented.add(code)
-                set_local_events(tool, code, events.INSTRUCTION)
-                return None
-            return disable
-
-        def on_instruction(code: CodeType, offset: int):
-            if get_ident() in controlled:
-                on_step(code, offset, getframe(1))
-
-        monitoring.register_callback(tool, events.PY_START, on_start)
-        monitoring.register_callback(tool, events.INSTRUCTION, on_instruction)
-        monitoring.set_events(tool, events.PY_START)
+        _arm_monitoring()
 
     def end_run(self) -> None:
-        monitoring = sys.monitoring
-        tool = self._claim_tool()
-        monitoring.set_events(tool, 0)
-        for code in self._instrumented:
-            monitoring.set_local_events(tool, code, 0)
-        self._instrumented.clear()
-        monitoring.register_callback(tool, monitoring.events.PY_START, None)
-        monitoring.register_callback(tool, monitoring.events.INSTRUCTION, None)
+        pass
 
     def start(self) -> None:
         pass
 
     def stop_thread(self) -> None:
         pass
+
+
+_monitoring_tool: int | None = None
+_monitoring_armed = False
+# Code objects compare by value (two compilations of the same source are
+# equal): a list, and the interpreter's own record of which are instrumented.
+_instrumented: list[CodeType] = []
+
+
+def _claim_tool() -> int:
+    global _monitoring_tool
+    if _monitoring_tool is None:
+        monitoring = sys.monitoring
+        for tool in (4, 3, 2, 5, 1, 0):
+            if monitoring.get_tool(tool) is None:
+                monitoring.use_tool_id(tool, "pytest-concurrency scheduler")
+                _monitoring_tool = tool
+                break
+        else:
+            raise RuntimeError(
+                "schedule.run() needs a sys.monitoring tool id and all six are taken "
+                "(debuggers, coverage, profilers): run without one of them"
+            )
+    return _monitoring_tool
+
+
+def _arm_monitoring() -> None:
+    global _monitoring_armed
+    if _monitoring_armed:
+        return
+    monitoring = sys.monitoring
+    events = monitoring.events
+    tool = _claim_tool()
+    instrumented = _instrumented
+    controlled = _state.controlled
+    get_ident = _real.get_ident
+    disable = monitoring.DISABLE
+    set_local_events = monitoring.set_local_events
+    get_local_events = monitoring.get_local_events
+
+    def on_start(code: CodeType, offset: int):
+        if get_local_events(tool, code):
+            return None
+        if is_user_file(code.co_filename):
+            instrumented.append(code)
+            set_local_events(tool, code, events.INSTRUCTION)
+            return None
+        return disable
+
+    def on_instruction(code: CodeType, offset: int):
+        record = controlled.get(get_ident())
+        if record is not None:
+            record.scheduler._on_instruction(code, offset)
+
+    monitoring.register_callback(tool, events.PY_START, on_start)
+    monitoring.register_callback(tool, events.INSTRUCTION, on_instruction)
+    monitoring.set_events(tool, events.PY_START)
+    _monitoring_armed = True
+
+
+def disarm_monitoring() -> None:
+    """Switch every event off again (no-op where there is nothing to disarm)."""
+    global _monitoring_armed
+    if not _monitoring_armed:
+        return
+    monitoring = sys.monitoring
+    tool = _claim_tool()
+    monitoring.set_events(tool, 0)
+    for code in _instrumented:
+        monitoring.set_local_events(tool, code, 0)
+    _instrumented.clear()
+    monitoring.register_callback(tool, monitoring.events.PY_START, None)
+    monitoring.register_callback(tool, monitoring.events.INSTRUCTION, None)
+    _monitoring_armed = False
 
 
 def make_tracer(
