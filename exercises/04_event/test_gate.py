@@ -166,6 +166,7 @@ def test_latch_wait_times_out_with_false(schedule):
 
 
 @pytest.mark.points(3)
+@settings(max_examples=200)
 @given(schedules())
 def test_racing_count_downs_open_the_latch_exactly_once_at_zero(schedule):
     latch = gate.CountDownLatch(3)

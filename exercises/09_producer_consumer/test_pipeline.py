@@ -228,6 +228,12 @@ def test_a_consumer_that_comes_first_waits_without_spinning(schedule):
     buffer = pipeline.BoundedBuffer(1)
     got, _ = schedule.run(buffer.get, lambda: buffer.put("late"))
     assert got == "late", f"get() returned {got!r}"
+    # A get() that sleeps on a Condition takes about a hundred steps here; one
+    # that spins runs until the scheduler's time slice lets put() in.
+    assert schedule.steps < 1000, (
+        f"get() and put() took {schedule.steps:,} steps: get() on an empty buffer spins "
+        "(busy waiting) instead of sleeping on a Condition until put() notifies it"
+    )
 
 
 # -- run_pipeline ----------------------------------------------------------------------------
