@@ -127,14 +127,14 @@ class Counter:
             self.n += 1
 
 
-def _rates(function, count: int) -> tuple[float, float]:
-    """(per wall second, per CPU second of this process) for count calls' worth."""
-    wall, cpu = time.perf_counter(), time.process_time()
+def _rate(function, count: int) -> float:
+    """Per wall second, for count calls' worth."""
+    started = time.perf_counter()
     function()
-    return count / (time.perf_counter() - wall), count / max(time.process_time() - cpu, 1e-9)
+    return count / (time.perf_counter() - started)
 
 
-def throughput(examples: int) -> dict[str, tuple[float, float]]:
+def throughput(examples: int) -> dict[str, float]:
     """Schedules per second: through Hypothesis, Hypothesis alone, drawing alone, run() alone."""
     from hypothesis import strategies as st
 
@@ -163,10 +163,10 @@ def throughput(examples: int) -> dict[str, tuple[float, float]]:
 
     through_hypothesis()  # warm up
     rates = {
-        "schedules() through Hypothesis": _rates(through_hypothesis, examples),
-        "Hypothesis alone, st.integers()": _rates(hypothesis_alone, examples),
-        "schedules() drawn, not run": _rates(drawing_alone, examples),
-        "Schedule.run alone": _rates(run_alone, examples),
+        "schedules() through Hypothesis": _rate(through_hypothesis, examples),
+        "Hypothesis alone, st.integers()": _rate(hypothesis_alone, examples),
+        "schedules() drawn, not run": _rate(drawing_alone, examples),
+        "Schedule.run alone": _rate(run_alone, examples),
     }
     uninstall()
     return rates
@@ -213,8 +213,8 @@ def print_throughput(rounds: int, examples: int) -> None:
     handoffs: list[float] = []
     for _ in range(rounds):
         handoffs.append(handoff_round_trip(2000))
-        for label, (wall, _cpu) in throughput(examples).items():
-            per_round.setdefault(label, []).append(wall)
+        for label, rate in throughput(examples).items():
+            per_round.setdefault(label, []).append(rate)
     alone = statistics.median(per_round["Hypothesis alone, st.integers()"])
     print(
         f"a thread hand-off there and back, between threads free to run on any CPU: "

@@ -452,8 +452,6 @@ def test_code_that_replaces_threading_lock_still_gets_a_report(pytester: pytest.
     ])
 
 
-
-
 def test_a_watchdog_verdict_is_the_phase_error_that_other_plugins_see(pytester: pytest.Pytester) -> None:
     """The verdict replaces the phase's outcome before the report is made: xfail(raises=...) sees it."""
     result = run(pytester, ABBA_IN_WORKERS, "-rxX", then=AND_THE_RUN_GOES_ON)

@@ -227,7 +227,7 @@ class Scheduler:
         self._check_at = min(self.max_steps, self.fair_slice)
         self._next_event: float = 0
         self._recompute_next_event()
-        self._tracer = make_tracer(self._on_step, self._frame_tracer)
+        self._tracer = make_tracer(self._frame_tracer)
         self._detail_pending: dict[int, tuple[Any, str, str]] = {}
         self.preemptions_taken = 0
         self.cpu: int | None = None  # the CPU every thread of the run is kept on

@@ -171,9 +171,8 @@ def _real_locks(
         reaches = _reaches_of(function)
         for position, reach in enumerate(reaches):
             root = reach.root
-            if any(root is other for other in seen):
+            if not _add_once(seen, root):
                 continue
-            seen.append(root)
             if not reach.current():
                 reach = reaches[position] = _Reach(root)
             # Where the locks were when this module was last scanned: re-read
@@ -301,9 +300,12 @@ def _find_globals(function: Any, target: Any) -> list[dict[str, Any]]:
     return found
 
 
-def _add_once(found: list[dict[str, Any]], namespace: dict[str, Any]) -> None:
-    if all(namespace is not other for other in found):
-        found.append(namespace)
+def _add_once(found: list[dict[str, Any]], namespace: dict[str, Any]) -> bool:
+    """Append ``namespace`` unless that very dict is in ``found``: True if it was appended."""
+    if any(namespace is other for other in found):
+        return False
+    found.append(namespace)
+    return True
 
 
 def _is_user_namespace(namespace: dict[str, Any]) -> bool:
