@@ -42,7 +42,7 @@ import threading
 import time
 from pathlib import Path
 
-from pytest_concurrency import _waitgraph
+from pytest_concurrency.deadlock import _waitgraph
 
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 WITHOUT_US = ["-p", "no:pytest_concurrency.deadlock", "-p", "no:pytest_concurrency.hygiene",

@@ -37,7 +37,7 @@ import scheduler_corpus  # noqa: E402
 from hypothesis import Phase, given, seed, settings  # noqa: E402
 
 from pytest_concurrency import schedules  # noqa: E402
-from pytest_concurrency.scheduler import uninstall  # noqa: E402
+from pytest_concurrency.scheduler._patching import uninstall  # noqa: E402
 
 
 def explore(scenario, max_examples: int, run_seed: int | None) -> tuple[int | None, float]:
@@ -138,7 +138,7 @@ def throughput(examples: int) -> dict[str, float]:
     """Schedules per second: through Hypothesis, Hypothesis alone, drawing alone, run() alone."""
     from hypothesis import strategies as st
 
-    from pytest_concurrency.schedules import Schedule
+    from pytest_concurrency import Schedule
 
     @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate])
     @given(schedules())
@@ -229,7 +229,7 @@ def print_throughput(rounds: int, examples: int) -> None:
 
 def exhaustive(scenario) -> tuple[bool, int]:
     """(found, schedules) for explore_all with at most 2 preemptions."""
-    from pytest_concurrency.schedules import explore_all
+    from pytest_concurrency import explore_all
 
     try:
         result = explore_all(scenario, max_preemptions=2, max_schedules=5000)

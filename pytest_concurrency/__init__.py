@@ -3,41 +3,55 @@
 The public API::
 
     from pytest_concurrency import schedules, DeadlockError, load_impl
+
+Every name is imported on first use: ``import pytest_concurrency`` loads
+neither Hypothesis nor the scheduler, so the plugin's helper processes (an
+isolated test's interpreter, a graded exercise, a server) start light.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConcurrencyError, DeadlockError, ImplementationError, LivelockError
 
+if TYPE_CHECKING:
+    from .impl import load_impl
+    from .scheduler import Exploration, Schedule, explore_all, schedules
+
 __all__ = [
     "ConcurrencyError",
     "DeadlockError",
+    "Exploration",
     "ImplementationError",
     "LivelockError",
+    "Schedule",
+    "explore_all",
     "load_impl",
     "schedules",
 ]
 __version__ = "0.1.0"
 
-# Bound now, not on first use: importing the submodule ``pytest_concurrency.schedules``
-# (``from pytest_concurrency.schedules import Schedule``) sets the package
-# attribute of that name to the module only when it is first loaded, which
-# this line does, and then rebinds the name to the function for good.  The
-# module imports neither pytest nor Hypothesis (Hypothesis only when a
-# strategy is made).
-from .schedules import schedules
-
-if TYPE_CHECKING:
-    from .impl import load_impl
+# name -> the module that defines it (imported by pytest first, for the plugin's
+# parts: pytest rewrites their asserts only if it is the one to import them).
+_LAZY = {
+    "schedules": ".scheduler.strategy",
+    "Schedule": ".scheduler.schedule",
+    "explore_all": ".scheduler.explore",
+    "Exploration": ".scheduler.explore",
+    "load_impl": ".impl",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use: the plugin's parts must be imported by pytest
-    # itself (so that it can rewrite their asserts).
-    if name == "load_impl":
-        from .impl import load_impl
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_concurrency' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
-        return load_impl
-    raise AttributeError(f"module 'pytest_concurrency' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

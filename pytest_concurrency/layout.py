@@ -25,6 +25,23 @@ def exercise_folder(path: Path) -> Path | None:
     return None
 
 
+# path of a test file -> whether it is inside an exercise folder (pathlib is slow, per test).
+_in_exercise: dict[object, bool] = {}
+
+
+def in_exercise_folder(path: object) -> bool:
+    """Whether the test file ``path`` is inside an ``NN_name`` folder: the one answer to
+    "is this an exercise test?" (cached per path: the parts ask for every test).
+
+    >>> in_exercise_folder(Path("exercises/07_thread_pool/test_thread_pool.py"))
+    True
+    """
+    found = _in_exercise.get(path)
+    if found is None:
+        found = _in_exercise[path] = exercise_folder(Path(str(path))) is not None
+    return found
+
+
 def exercise_name(path: Path) -> str | None:
     folder = exercise_folder(path)
     return folder.name if folder else None

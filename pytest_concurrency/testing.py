@@ -38,7 +38,7 @@ from typing import Any
 import psutil
 import pytest
 
-from ._processes import descendants, describe_with_stacks, infrastructure_pids
+from .hygiene.processes import descendants, describe_with_stacks, infrastructure_pids
 
 # How long cleaning up may wait for a leftover pool or process.
 PATIENCE = 30.0

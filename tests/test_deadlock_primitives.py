@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from pytest_concurrency import _waitgraph as wg
+from pytest_concurrency.deadlock import _waitgraph as wg
 
 PATIENCE = 10.0
 

@@ -1,4 +1,4 @@
-"""Grading in every run (``pytest_concurrency/grading.py``): points, the score table, the JSON, the tamper check."""
+"""Grading in every run (``pytest_concurrency/grading/``): points, the score table, the JSON, the tamper check."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_concurrency import grading
+from pytest_concurrency.grading import manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -203,8 +203,8 @@ def test_enforce_scores_edited_tests_0(kit, monkeypatch):
                        impl="def value():\n    return 1\n"))
     make(kit, exercise("02_b", "b", "def test_v():\n    assert b.value() == 1\n",
                        impl="def value():\n    return 1\n"))
-    untouched = grading.file_digest(kit.path / "exercises/02_b/test_b.py")
-    monkeypatch.setattr(grading, "load_manifest", lambda: {"01_a/test_a.py": "0" * 64,
+    untouched = manifest.file_digest(kit.path / "exercises/02_b/test_b.py")
+    monkeypatch.setattr(manifest, "load_manifest", lambda: {"01_a/test_a.py": "0" * 64,
                                                            "02_b/test_b.py": untouched})
     result = kit.runpytest_inprocess("exercises", "--grade-json", "grade.json", "--tamper-check", "enforce")
     data = json.loads((kit.path / "grade.json").read_text())
@@ -232,13 +232,13 @@ def test_line_endings_are_no_edit(tmp_path):
     unix, windows = tmp_path / "unix.py", tmp_path / "windows.py"
     unix.write_bytes(b"def test_x():\n    pass\n")
     windows.write_bytes(b"def test_x():\r\n    pass\r\n")
-    assert grading.file_digest(unix) == grading.file_digest(windows)
+    assert manifest.file_digest(unix) == manifest.file_digest(windows)
 
 
 def test_the_manifest_is_current():
     """Edited a test under exercises/? Run scripts/update-manifest (and commit the manifest)."""
-    wanted = grading.build_manifest(ROOT / "exercises")["files"]
-    shipped = json.loads(grading.MANIFEST.read_text(encoding="utf-8"))["files"]
+    wanted = manifest.build_manifest(ROOT / "exercises")["files"]
+    shipped = json.loads(manifest.MANIFEST.read_text(encoding="utf-8"))["files"]
     stale = sorted(k for k in set(wanted) | set(shipped) if wanted.get(k) != shipped.get(k))
     if not stale:
         return

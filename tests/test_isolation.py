@@ -506,7 +506,7 @@ def test_unpatch_gevent_restores_a_working_interpreter(pytester: pytest.Pytester
         main, ident, sleep = threading.main_thread(), threading.get_ident(), time.sleep
         from gevent import monkey
         monkey.patch_all()
-        from pytest_concurrency.isolation import gevent_patched, unpatch_gevent
+        from pytest_concurrency.isolation.unpatch import gevent_patched, unpatch_gevent
         assert gevent_patched()
         assert "socket" in unpatch_gevent() and not gevent_patched()
         assert time.sleep is sleep and socket.socket.__module__ == "socket"

@@ -12,7 +12,8 @@ import time
 import psutil
 import pytest
 
-from pytest_concurrency._memcached_server import (
+from pytest_concurrency.fixtures.memcached import MemcachedPool, MemcachedSettings, owned_pids
+from pytest_concurrency.fixtures.memcached_server import (
     Connection,
     MemcachedError,
     MemcachedServer,
@@ -20,7 +21,6 @@ from pytest_concurrency._memcached_server import (
     find_memcached,
     parse_servers,
 )
-from pytest_concurrency.fixtures.memcached import MemcachedPool, MemcachedSettings, owned_pids
 
 # Generous: the machine running this may be busy.
 PATIENCE = 20.0

@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pytest_concurrency import _processes
+from pytest_concurrency.hygiene import processes as _processes
 
 pytestmark = pytest.mark.skipif(
     not hasattr(__import__("signal"), "SIGUSR1") or not Path("/proc/self/status").exists(),

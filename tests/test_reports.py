@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pytest_concurrency.grading import CRASHED, NOT_RUN, GradeBook, TestResult
-from pytest_concurrency.reports import FORMATS, render
+from pytest_concurrency.grading.formats import FORMATS, render
+from pytest_concurrency.grading.model import CRASHED, NOT_RUN, GradeBook, TestResult
 
 
 def book() -> GradeBook:

@@ -20,9 +20,8 @@ from time import sleep as SLEEP_IMPORTED_AT_IMPORT_TIME  # noqa: N812  (a test o
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from pytest_concurrency import DeadlockError, LivelockError, schedules
-from pytest_concurrency.scheduler import ensure_installed, installed, uninstall
-from pytest_concurrency.schedules import Schedule, explore_all
+from pytest_concurrency import DeadlockError, LivelockError, Schedule, explore_all, schedules
+from pytest_concurrency.scheduler._patching import ensure_installed, installed, uninstall
 
 
 @pytest.fixture
@@ -481,7 +480,7 @@ def test_the_same_schedule_gives_the_same_interleaving_under_load(patched):
 def test_a_thread_stuck_outside_the_schedulers_control_is_reported_not_hung(patched):
     import _thread
 
-    from pytest_concurrency.scheduler import Scheduler, UncontrolledBlockingError
+    from pytest_concurrency.scheduler._engine import Scheduler, UncontrolledBlockingError
 
     def story_of_a_run() -> str:
         counter = LockedCounter()
@@ -522,7 +521,7 @@ def test_sleep_imported_before_the_test_is_a_clear_error(patched):
 
 
 def test_explore_all_finds_the_lost_update_with_the_fewest_preemptions():
-    from pytest_concurrency.schedules import explore_all
+    from pytest_concurrency import explore_all
 
     with pytest.raises(AssertionError) as caught:
         explore_all(lost_update, max_preemptions=2)
@@ -531,7 +530,7 @@ def test_explore_all_finds_the_lost_update_with_the_fewest_preemptions():
 
 
 def test_explore_all_exhausts_the_space_of_a_correct_scenario_the_same_way_every_time():
-    from pytest_concurrency.schedules import explore_all
+    from pytest_concurrency import explore_all
 
     def scenario(schedule):
         counter = LockedCounter()
@@ -545,7 +544,7 @@ def test_explore_all_exhausts_the_space_of_a_correct_scenario_the_same_way_every
 
 
 def test_explore_all_says_when_it_stopped_before_the_end():
-    from pytest_concurrency.schedules import explore_all
+    from pytest_concurrency import explore_all
 
     def scenario(schedule):
         counter = LockedCounter()
@@ -592,7 +591,7 @@ def test_a_handoff_choice_replays_by_hand(patched):
 
 
 def test_explore_all_rejects_bad_arguments():
-    from pytest_concurrency.schedules import explore_all
+    from pytest_concurrency import explore_all
 
     with pytest.raises(TypeError, match="callable scenario"):
         explore_all(42)
@@ -773,7 +772,7 @@ def test_the_interpreter_exits_cleanly_after_many_runs(tmp_path):
 
     script = tmp_path / "many_runs.py"
     script.write_text(
-        "from pytest_concurrency.schedules import Schedule\n"
+        "from pytest_concurrency import Schedule\n"
         "for _ in range(3000):\n"
         "    Schedule().run(lambda: None, lambda: None)\n"
     )
@@ -876,10 +875,10 @@ def test_schedules_is_the_function_in_the_plugins_own_process():
 @pytest.mark.parametrize(
     "imports",
     [
-        "import pytest_concurrency.schedules\nimport pytest_concurrency",
-        "from pytest_concurrency.schedules import Schedule, explore_all\nimport pytest_concurrency",
-        "import pytest_concurrency\nimport pytest_concurrency.schedules",
-        "import pytest_concurrency.plugin\nimport pytest_concurrency.schedules_hooks\nimport pytest_concurrency",
+        "import pytest_concurrency.scheduler\nimport pytest_concurrency",
+        "from pytest_concurrency.scheduler import Schedule, explore_all\nimport pytest_concurrency",
+        "import pytest_concurrency\nimport pytest_concurrency.scheduler.strategy",
+        "import pytest_concurrency.plugin\nimport pytest_concurrency.scheduler.plugin\nimport pytest_concurrency",
     ],
 )
 def test_every_documented_import_gives_the_function(imports):
@@ -889,7 +888,7 @@ def test_every_documented_import_gives_the_function(imports):
         f"{imports}\n"
         "import types\n"
         "from pytest_concurrency import schedules\n"
-        "from pytest_concurrency.schedules import Schedule, explore_all\n"
+        "from pytest_concurrency import Schedule, explore_all\n"
         "assert isinstance(schedules, types.FunctionType), schedules\n"
         "assert pytest_concurrency.schedules is schedules\n"
         "strategy = pytest_concurrency.schedules(max_preemptions=1)\n"

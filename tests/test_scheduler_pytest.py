@@ -77,7 +77,7 @@ def test_an_explicit_example_replays_the_interleaving(pytester: pytest.Pytester)
         test_counter=LOST_UPDATE.replace(
             "from hypothesis import given, settings",
             "from hypothesis import example, given, settings, Phase\n"
-            "    from pytest_concurrency.schedules import Schedule",
+            "    from pytest_concurrency import Schedule",
         ).replace(
             "@settings(derandomize=True, database=None)",
             "@settings(database=None, phases=[Phase.explicit])\n"

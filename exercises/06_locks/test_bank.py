@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 
-from pytest_concurrency import DeadlockError, load_impl, schedules
-from pytest_concurrency.schedules import explore_all
+from pytest_concurrency import DeadlockError, explore_all, load_impl, schedules
 from pytest_concurrency.testing import Background
 
 bank = load_impl("bank")

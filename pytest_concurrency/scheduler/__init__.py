@@ -1,7 +1,8 @@
 """The controlled scheduler: threads that run one at a time, in an order a schedule decides.
 
-Private machinery behind :func:`pytest_concurrency.schedules`; test authors use
-``schedule.run(...)``.  The parts:
+Public (re-exported by :mod:`pytest_concurrency`): :class:`Schedule` (``schedule.py``),
+:func:`schedules` (``strategy.py``), :func:`explore_all` and :class:`Exploration`
+(``explore.py``).  The pytest part is ``plugin.py``.  Private machinery:
 
 - ``_engine``: the scheduler itself (baton passing, blocking, virtual time,
   deadlock and livelock detection);
@@ -10,23 +11,14 @@ Private machinery behind :func:`pytest_concurrency.schedules`; test authors use
 - ``_patching``: putting them (and Thread.start/join, time) in place;
 - ``_import_time``: primitives made before the patches, swapped for a run;
 - ``_workers``: the OS threads kept between runs, made fresh for each callable;
-- ``_report``: the interleaving, deadlock and livelock stories.
+- ``_report``: the interleaving, deadlock and livelock stories;
+- ``_state`` and ``_real``: what the others share, and the unpatched originals.
 """
 
 from __future__ import annotations
 
-from ._engine import Decisions, Scheduler, UncontrolledBlockingError
-from ._patching import ensure_installed, installed, uninstall
-from ._report import format_story
-from ._tracing import is_user_file
+from .explore import Exploration, explore_all
+from .schedule import Schedule
+from .strategy import schedules
 
-__all__ = [
-    "Decisions",
-    "Scheduler",
-    "UncontrolledBlockingError",
-    "ensure_installed",
-    "format_story",
-    "installed",
-    "is_user_file",
-    "uninstall",
-]
+__all__ = ["Exploration", "Schedule", "explore_all", "schedules"]

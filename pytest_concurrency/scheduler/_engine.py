@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextvars
 import gc
-import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -26,92 +25,18 @@ from types import CodeType, FrameType
 from typing import Any
 
 from ..errors import ConcurrencyError, DeadlockError, LivelockError
-from . import _import_time, _real, _state, _workers
-from ._tracing import is_user_file, make_tracer
-
-RUNNABLE = "runnable"
-BLOCKED = "blocked"
-FINISHED = "finished"
+from . import _import_time, _patching, _real, _state, _workers
+from ._report import describe_deadlock, describe_loop, observe
+from ._state import BLOCKED, FINISHED, RUNNABLE, ThreadRecord, _Abort, add_note
+from ._tracing import describe_user_frame, make_tracer, user_frames
 
 DEFAULT_MAX_STEPS = 200_000
 DEFAULT_FAIR_SLICE = 2_000
 DEFAULT_STALL_TIMEOUT = 10.0
 
 
-class _Abort(BaseException):
-    """Unwinds a controlled thread once the run is over (deadlock, failure, livelock)."""
-
-
 class UncontrolledBlockingError(ConcurrencyError):
     """A controlled thread blocked in something the scheduler does not control."""
-
-
-def add_note(error: BaseException, note: str) -> None:
-    if hasattr(error, "add_note"):
-        error.add_note(note)
-    else:  # 3.10: pytest shows __notes__ too
-        notes = getattr(error, "__notes__", None)
-        if not isinstance(notes, list):
-            notes = []
-            try:
-                error.__notes__ = notes  # type: ignore[attr-defined]
-            except AttributeError:
-                return
-        notes.append(note)
-
-
-class ThreadRecord:
-    """One controlled thread, as the scheduler sees it."""
-
-    __slots__ = (
-        "index",
-        "name",
-        "thread",
-        "scheduler",
-        "gate",
-        "exited",
-        "ident",
-        "state",
-        "waiting_for",
-        "deadline",
-        "timed_out",
-        "held",
-        "root",
-        "result",
-        "blocked_at",
-        "quiet",
-        "function",
-    )
-
-    def __init__(self, scheduler: Scheduler, index: int, thread: threading.Thread, root: bool):
-        self.scheduler = scheduler
-        self.index = index
-        self.thread = thread
-        self.name = thread.name
-        self.root = root
-        # A started thread's gate; a callable of run() gets one (a kept
-        # thread's) on its first turn.
-        self.gate: Any = None
-        if not root:
-            self.gate = _real.allocate_lock()
-            self.gate.acquire()
-        self.exited = _real.allocate_lock()
-        self.exited.acquire()
-        self.ident: int | None = None
-        self.state = RUNNABLE
-        self.waiting_for: Any = None
-        self.deadline: float | None = None
-        self.timed_out = False
-        self.held: list[Any] = []
-        self.result: Any = None
-        self.blocked_at: int = 0
-        # Until its first step of user code, a thread's sync points (the stdlib's
-        # Thread bootstrap setting its _started Event) are not preemption points.
-        self.quiet = True
-        self.function: Callable[[], Any] | None = None
-
-    def __repr__(self) -> str:
-        return f"<thread {self.name} {self.state}>"
 
 
 class Decisions:
@@ -246,8 +171,6 @@ class Scheduler:
                     f"schedule.run() takes callables; argument {position + 1} is "
                     f"{function!r} ({type(function).__name__}), which is not callable"
                 )
-        from . import _patching
-
         installed_here = _patching.ensure_installed()
         gc_was_enabled = gc.isenabled()
         _state.active.append(self)
@@ -800,18 +723,12 @@ class Scheduler:
     def _record_detail(
         self, record: ThreadRecord, code: CodeType, offset: int, frame: FrameType
     ) -> None:
-        from ._report import observe
-
         observe(self, record, code, offset, frame)
 
     def _describe_deadlock(self) -> str:
-        from ._report import describe_deadlock
-
         return describe_deadlock(self)
 
     def _livelock_story(self, record: ThreadRecord) -> str:
-        from ._report import describe_loop
-
         return describe_loop(self, record)
 
 
@@ -863,18 +780,3 @@ def release_forcibly(lock: Any, record: ThreadRecord) -> None:
         record.held.remove(lock)
 
 
-def user_frames(frame: FrameType | None):
-    while frame is not None:
-        if is_user_file(frame.f_code.co_filename):
-            yield frame
-        frame = frame.f_back
-
-
-def describe_user_frame(frame: FrameType | None) -> str:
-    import linecache
-
-    for user in user_frames(frame):
-        line = linecache.getline(user.f_code.co_filename, user.f_lineno).strip()
-        where = f"{os.path.basename(user.f_code.co_filename)}:{user.f_lineno}"
-        return f"{where} `{line}`" if line else where
-    return "an unknown place (no user code on the stack)"

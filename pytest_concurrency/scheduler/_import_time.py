@@ -33,7 +33,7 @@ import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from . import _state
+from . import _primitives, _state
 from ._tracing import is_user_file
 
 _LOCK = _thread.LockType
@@ -78,8 +78,6 @@ def _twin(value: Any, kind: str, kinds: dict[type, str], made: dict[int, Any]) -
     """The controlled twin of a real Lock, RLock or Condition (None if it is in use)."""
     if id(value) in made:
         return made[id(value)]
-    from . import _primitives
-
     controlled: Any = None
     if kind == "Condition":
         # Only the stdlib's own, on a real lock, with nobody waiting.

@@ -228,3 +228,29 @@ def uninstall() -> None:
         # they will restore ours, which dispatches to the real one anyway.
     _state.found["installed"] = False
     _tracing.disarm_monitoring()  # armed for as long as the patches are in (3.12+)
+
+
+# A schedule test keeps the patches from its first draw to the end of its
+# teardown: objects its fixtures and body make (a Counter and its Lock) must
+# be controllable inside ``run``.
+_installed_for_test = False
+
+
+def install_for_test() -> None:
+    """Patch threading as soon as a schedule is drawn, until :func:`end_of_test`."""
+    global _installed_for_test
+    if ensure_installed():
+        _installed_for_test = True
+
+
+def installed_for_test() -> bool:
+    """Whether the running test's schedules put the patches in (and will take them out)."""
+    return _installed_for_test
+
+
+def end_of_test() -> None:
+    """Take out the patches a schedule test put in (called after its teardown)."""
+    global _installed_for_test
+    if _installed_for_test:
+        _installed_for_test = False
+        uninstall()

@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Any
 
 from . import _real, _state
-from ._engine import ThreadRecord, _Abort
+from ._state import ThreadRecord, _Abort
 from ._tracing import is_user_file
 
 _controlled = _state.controlled

@@ -10,10 +10,17 @@ import sys
 import threading
 from collections import Counter
 from types import CodeType, FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import _engine, _primitives
-from ._engine import FINISHED, Scheduler, ThreadRecord, user_frames
+from . import _primitives
+from ._state import FINISHED, ThreadRecord
+from ._tracing import is_user_file, user_frames
+
+if TYPE_CHECKING:
+    from ._engine import Scheduler
+
+# Where a controlled thread's own plumbing starts (the engine's thread entry points).
+_ENGINE_FILE = os.path.join(os.path.dirname(__file__), "_engine.py")
 
 _SHOWN_TYPES = (int, float, str, bool, type(None), bytes)
 _LOADS = {"LOAD_FAST", "LOAD_DEREF", "LOAD_GLOBAL", "LOAD_NAME", "LOAD_CONST", "LOAD_FAST_CHECK",
@@ -344,15 +351,13 @@ _PLUGIN_API_NAMES = {"thread_join": "Thread.join", "sleep": "time.sleep", "threa
 
 
 def _is_stop(frame: FrameType) -> bool:
-    from ._tracing import is_user_file
-
     code = frame.f_code
     if is_user_file(code.co_filename):
         return True
     # The frames that call a thread's callable: the API is what they called.
     if code.co_filename == threading.__file__ and code.co_name in ("run", "_bootstrap_inner"):
         return True
-    return code.co_filename == _engine.__file__ and code.co_name in ("_run_callable", "_thread_main")
+    return code.co_filename == _ENGINE_FILE and code.co_name in ("_run_callable", "_thread_main")
 
 
 def blocking_call(frame: FrameType | None) -> str | None:

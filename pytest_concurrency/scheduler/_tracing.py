@@ -204,3 +204,21 @@ def make_tracer(frame_tracer: Callable[[CodeType], Any]):
     if _real.HAS_MONITORING:
         return MonitoringTracer()
     return SettraceTracer(frame_tracer)
+
+
+def user_frames(frame: FrameType | None):
+    while frame is not None:
+        if is_user_file(frame.f_code.co_filename):
+            yield frame
+        frame = frame.f_back
+
+
+def describe_user_frame(frame: FrameType | None) -> str:
+    import linecache
+
+    for user in user_frames(frame):
+        line = linecache.getline(user.f_code.co_filename, user.f_lineno).strip()
+        where = f"{os.path.basename(user.f_code.co_filename)}:{user.f_lineno}"
+        return f"{where} `{line}`" if line else where
+    return "an unknown place (no user code on the stack)"
+

@@ -3,7 +3,7 @@
 The supervisor grades a submission with the kit's own tests, configuration and
 plugin; only the exercise modules come from the submission::
 
-    from pytest_concurrency.supervisor import Kit, Limits, Supervisor
+    from pytest_concurrency.grading.supervisor import Kit, Limits, Supervisor
 
     book = Supervisor(Kit.find(), Path("submission"), Limits(wall=120)).run()
     print(book.score, "/", book.max_score)
@@ -20,7 +20,7 @@ How it stays honest:
   never read, because nothing of the submission is on a path Python or pytest
   searches at start-up.
 - Results travel over a pipe that the supervisor opened for that child only,
-  each line signed with a per-run secret token (this module, loaded in the
+  each line signed with a per-run secret token (``child.py``, loaded in the
   child with ``-p``, removes both from the environment before any student code
   is imported).  Exit statuses, stdout and files the child writes prove nothing.
 - Every child has limits on CPU time, address space, open files, file size and
@@ -52,35 +52,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
-from .grading import (
-    CRASHED,
-    KILLED,
-    NOT_RUN,
-    TIMEOUT,
-    GradeBook,
-    TestResult,
-    _longrepr_text,
-    build_manifest,
-    file_digest,
-    is_graded_file,
-    load_manifest,
-    points_of,
-    record_phase,
-    report_outcome,
-)
-from .layout import EXERCISE_FOLDER, exercise_folder, graded_name
-
-CHANNEL_ENV = "PYTEST_CONCURRENCY_CHANNEL"  # "FD:TOKEN", read and removed by the child
-DESELECT_ENV = "PYTEST_CONCURRENCY_DESELECT"  # a JSON file of node ids not to run again
+from ..layout import EXERCISE_FOLDER, exercise_folder
+from .child import CHANNEL_ENV, DESELECT_ENV
+from .manifest import build_manifest, file_digest, is_graded_file, load_manifest
+from .model import CRASHED, KILLED, NOT_RUN, TIMEOUT, GradeBook, TestResult, record_phase
 
 # Config that pytest or Python would read if it were on their path; in a
 # submission it has no effect, and the report says so when it differs from the kit's.
@@ -96,90 +77,6 @@ PR_SET_CHILD_SUBREAPER = 36
 
 class GradingError(Exception):
     """Grading itself could not run (no kit, the kit's own tests do not collect)."""
-
-
-# --- the child's side: a reporting plugin, loaded with -p --------------------
-
-
-class _Channel:
-    """Writes signed JSON lines to the supervisor's pipe; one writer at a time."""
-
-    def __init__(self, fd: int, token: str) -> None:
-        self.fd = fd
-        self.token = token
-        self.lock = threading.Lock()
-        os.set_inheritable(fd, False)
-
-    def send(self, event: str, **data: object) -> None:
-        line = json.dumps({"token": self.token, "event": event, **data}) + "\n"
-        payload = line.encode("utf-8", "replace")
-        with self.lock:
-            try:
-                while payload:
-                    payload = payload[os.write(self.fd, payload):]
-            except OSError:
-                pass  # the supervisor is gone: nobody is left to tell
-
-
-class _ChildReporter:
-    """Tells the supervisor what was collected, and each test's phases as they end."""
-
-    def __init__(self, channel: _Channel, deselect: frozenset[str]) -> None:
-        self.channel = channel
-        self.deselect = deselect
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        if not self.deselect:
-            return
-        kept = [item for item in items if item.nodeid not in self.deselect]
-        dropped = [item for item in items if item.nodeid in self.deselect]
-        if dropped:
-            config.hook.pytest_deselected(items=dropped)
-            items[:] = kept
-
-    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        if report.failed:
-            self.channel.send("collect_error", nodeid=report.nodeid, message=_longrepr_text(report))
-
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        tests = []
-        for item in session.items:
-            folder = exercise_folder(item.path)
-            if folder is None:
-                continue
-            tests.append({
-                "nodeid": item.nodeid,
-                "name": graded_name(item.path, item.nodeid),
-                "exercise": folder.name,
-                "points": points_of(item),
-            })
-        self.channel.send("collected", tests=tests)
-
-    def pytest_runtest_logstart(self, nodeid: str) -> None:
-        self.channel.send("start", nodeid=nodeid)
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.channel.send(
-            "report", nodeid=report.nodeid, when=report.when, outcome=report_outcome(report),
-            message=_longrepr_text(report), duration=report.duration,
-        )
-
-    def pytest_sessionfinish(self) -> None:
-        self.channel.send("finished")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    spec = os.environ.pop(CHANNEL_ENV, None)
-    if not spec:
-        return  # not run by the supervisor: this module does nothing
-    fd_text, _, token = spec.partition(":")
-    deselect: frozenset[str] = frozenset()
-    deselect_file = os.environ.pop(DESELECT_ENV, None)
-    if deselect_file:
-        deselect = frozenset(json.loads(Path(deselect_file).read_text(encoding="utf-8")))
-    reporter = _ChildReporter(_Channel(int(fd_text), token), deselect)
-    config.pluginmanager.register(reporter, "concurrency-supervised-child")
 
 
 # --- the kit -----------------------------------------------------------------
@@ -741,7 +638,7 @@ class Supervisor:
         command = [
             self.python, "-I", "-B", "-m", "pytest", "-c", str(self.kit.config),
             "--rootdir", str(self.kit.root), "-p", "no:cacheprovider",
-            "-p", "pytest_concurrency.supervisor", "-o", "tamper_check=off",
+            "-p", "pytest_concurrency.grading.child", "-o", "tamper_check=off",
             "--basetemp", str(workdir / "basetemp"), "-q", "--no-header", "-p", "no:xdist",
         ]
         if collect_only:

@@ -42,12 +42,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import _waitgraph as wg
-from ._scope import HYGIENE_SCOPE_HELP, forget_threads_at_start, is_strict, threads_at_start
-from .errors import DeadlockError
+from ..deadlock import _waitgraph as wg
+from ..errors import DeadlockError
+from .scope import HYGIENE_SCOPE_HELP, forget_threads_at_start, is_strict, threads_at_start
 
 if TYPE_CHECKING:
-    from ._processes import ProcessGuard
+    from .processes import ProcessGuard
 
 # Threads that end on their own (a timer just fired, a pool winding down) get this long.
 THREAD_GRACE = 1.0
@@ -87,7 +87,7 @@ class SessionHygiene:
         self.config = config
         self.current: TestHygiene | None = None
         self.left_behind: list[threading.Thread] = []
-        from ._processes import ProcessGuard
+        from .processes import ProcessGuard
 
         self.session_processes = ProcessGuard().start()
         self.exit_status = 0
@@ -178,7 +178,7 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     # threads and servers during setup that live on after this test on purpose.
     test = item.stash.get(_hygiene_key, None)
     if test is not None and test.strict:
-        from ._processes import ProcessGuard
+        from .processes import ProcessGuard
 
         test.threads_before = set(threading.enumerate())
         test.processes = ProcessGuard().start()
@@ -295,7 +295,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hygiene is None:
         return
     hygiene.exit_status = int(exitstatus)
-    from ._processes import kill_tree
+    from .processes import kill_tree
 
     for process in hygiene.session_processes.alive():
         kill_tree(process)

@@ -18,21 +18,24 @@ lists the edited copies and runs the kit's own (see ``supervisor.py``).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import re
-import tempfile
-import time
-from collections.abc import Generator, Iterable, Mapping
-from dataclasses import dataclass, field
-from functools import lru_cache
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
 
-from .errors import ImplementationError
-from .layout import exercise_folder, first_hint, graded_name
+from ..errors import ImplementationError
+from ..layout import exercise_folder, first_hint, graded_name
+from .formats import points_text, score_table_lines, write_gradescope
+from .manifest import check_against_manifest
+from .model import (
+    BROKEN,
+    FAILED,
+    NOT_STARTED,
+    GradeBook,
+    TestResult,
+    record_phase,
+)
 
 GRADE_JSON_HELP = (
     "write the grade in Gradescope's results.json format to PATH (rewritten after every "
@@ -44,127 +47,6 @@ TAMPER_CHECK_HELP = (
     "'report' lists edited files (default), 'enforce' also scores their tests 0, 'off'"
 )
 TAMPER_CHECK_MODES = ("report", "enforce", "off")
-
-# A test's outcome.  The last three are given by `pytest-concurrency grade`
-# when the test's process had to be stopped while it ran.
-PASSED = "passed"
-FAILED = "failed"
-NOT_STARTED = "not started"
-BROKEN = "broken"
-SKIPPED = "skipped"
-NOT_RUN = "not run"
-TIMEOUT = "timeout"
-CRASHED = "crashed"
-KILLED = "killed"
-INCIDENTS = (TIMEOUT, CRASHED, KILLED)
-
-MANIFEST = Path(__file__).with_name("manifest.json")
-
-
-@dataclass
-class TestResult:
-    __test__ = False  # not a test class, whatever its name says
-
-    name: str
-    exercise: str
-    points: float
-    readme: Path | None = None
-    outcome: str = NOT_RUN  # one of the outcome constants above
-    message: str = ""
-    duration: float = 0.0
-    edited: bool = False  # its test file differs from the manifest (tamper_check = enforce)
-
-    @property
-    def score(self) -> float:
-        return self.points if self.passed else 0.0
-
-    @property
-    def passed(self) -> bool:
-        return self.outcome == PASSED and not self.edited
-
-    @property
-    def file(self) -> str:
-        """The test file, as graders see it: ``07_thread_pool/test_thread_pool.py``."""
-        return self.name.split("::", 1)[0]
-
-    @property
-    def function(self) -> str:
-        """The test's name inside its file: ``test_map[2]``."""
-        return self.name.split("::", 1)[-1]
-
-    @property
-    def explanation(self) -> str:
-        """What a grader shows for this test: its message, or why it scored nothing."""
-        if self.edited:
-            note = f"{self.file} was edited: it differs from the kit's manifest, so this test scores 0"
-            return f"{note}\n\n{self.message}" if self.message else note
-        if self.outcome == NOT_RUN and not self.message:
-            return "not run"
-        return self.message
-
-
-@dataclass
-class ExerciseGrade:
-    name: str
-    tests: list[TestResult]
-    incident: tuple[str, str] | None = None  # (timeout|crashed|killed, why), from the supervisor
-
-    @property
-    def passed(self) -> int:
-        return sum(t.passed for t in self.tests)
-
-    @property
-    def score(self) -> float:
-        return sum(t.score for t in self.tests)
-
-    @property
-    def max_score(self) -> float:
-        return sum(t.points for t in self.tests)
-
-    @property
-    def status(self) -> str:
-        """passed, broken, not started, failing; or timeout, crashed, killed (``grade``)."""
-        if self.tests and all(t.passed for t in self.tests) and self.incident is None:
-            return PASSED
-        if self.incident is not None:
-            return self.incident[0]
-        outcomes = {t.outcome for t in self.tests}
-        if BROKEN in outcomes:
-            return BROKEN
-        if outcomes <= {NOT_STARTED, NOT_RUN}:
-            return NOT_STARTED
-        return "failing"
-
-    @property
-    def problem(self) -> str:
-        """The one line that explains a broken, crashed, killed or timed-out exercise."""
-        if self.incident is not None:
-            return self.incident[1]
-        return next((t.message for t in self.tests if t.outcome == BROKEN), "")
-
-
-@dataclass
-class GradeBook:
-    results: dict[str, TestResult] = field(default_factory=dict)
-    started: float = field(default_factory=time.monotonic)
-    incidents: dict[str, tuple[str, str]] = field(default_factory=dict)  # exercise -> (status, why)
-    notes: list[str] = field(default_factory=list)  # shown once, in every format that has room
-
-    def exercises(self) -> list[ExerciseGrade]:
-        by_name: dict[str, list[TestResult]] = {}
-        for result in self.results.values():
-            by_name.setdefault(result.exercise, []).append(result)
-        return [
-            ExerciseGrade(name, by_name[name], self.incidents.get(name)) for name in sorted(by_name)
-        ]
-
-    @property
-    def score(self) -> float:
-        return sum(r.score for r in self.results.values())
-
-    @property
-    def max_score(self) -> float:
-        return sum(r.points for r in self.results.values())
 
 
 gradebook_key = pytest.StashKey[GradeBook]()
@@ -278,35 +160,6 @@ def _result_for(book: GradeBook, config: pytest.Config, report: pytest.TestRepor
     return result
 
 
-def record_phase(result: TestResult, when: str, outcome: str, message: str, duration: float) -> None:
-    """Fold one phase of a test (setup, call, teardown) into its graded result.
-
-    ``outcome`` is pytest's (passed, failed, skipped) or the finer one this
-    module gives failures (not started, broken).  A test passes only when its
-    call passed and no phase failed: a failing teardown takes the points back.
-    The supervisor of ``pytest-concurrency grade`` folds the reports it
-    receives from its children with this same function.
-
-    >>> r = TestResult("07_x/test_x.py::test_y", "07_x", 1.0)
-    >>> record_phase(r, "call", "passed", "", 0.1); r.outcome
-    'passed'
-    >>> record_phase(r, "teardown", "failed", "leaked a thread", 0.0); r.outcome
-    'failed'
-    """
-    result.duration += duration
-    if outcome in (FAILED, BROKEN, NOT_STARTED):
-        if result.outcome not in (FAILED, BROKEN, NOT_STARTED):
-            result.outcome = outcome
-            result.message = message
-        elif when == "teardown":
-            result.message += "\n\n" + message
-    elif outcome == SKIPPED and result.outcome == NOT_RUN:
-        result.outcome = SKIPPED
-        result.message = message
-    elif when == "call" and outcome == PASSED and result.outcome == NOT_RUN:
-        result.outcome = PASSED
-
-
 def report_outcome(report: pytest.TestReport) -> str:
     """The outcome of one phase: pytest's, refined to not started / broken."""
     if report.failed:
@@ -326,7 +179,7 @@ class _Recorder:
         result = _result_for(self.book, self.config, report)
         if result is None:
             return
-        record_phase(result, report.when, report_outcome(report), _longrepr_text(report), report.duration)
+        record_phase(result, report.when, report_outcome(report), longrepr_text(report), report.duration)
         if report.when == "teardown" and self.json_path:
             write_gradescope(self.book, self.json_path)
 
@@ -360,66 +213,6 @@ def tamper_mode(config: pytest.Config) -> str:
             f"tamper_check = {mode}: expected one of {', '.join(TAMPER_CHECK_MODES)}"
         )
     return mode
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a text file with its line endings made ``\\n`` (a Windows checkout is no edit)."""
-    data = path.read_bytes().replace(b"\r\n", b"\n")
-    return hashlib.sha256(data).hexdigest()
-
-
-@lru_cache(maxsize=4)
-def load_manifest(path: Path = MANIFEST) -> Mapping[str, str]:
-    """``{"07_thread_pool/test_thread_pool.py": sha256, ...}``; empty when there is none."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as error:
-        raise pytest.UsageError(f"{path}: unreadable manifest of the tests ({error})") from None
-    return dict(data.get("files", {}))
-
-
-def manifest_key(path: Path) -> str | None:
-    """The manifest's name for an exercise file: ``07_thread_pool/test_thread_pool.py``."""
-    folder = exercise_folder(path)
-    if folder is None:
-        return None
-    return path.relative_to(folder.parent).as_posix()
-
-
-def check_against_manifest(path: Path, manifest: Mapping[str, str] | None = None) -> str | None:
-    """Why ``path`` does not match the manifest (``"edited"``, ``"not in the manifest"``), or None."""
-    manifest = load_manifest() if manifest is None else manifest
-    key = manifest_key(path)
-    if key is None:
-        return None
-    expected = manifest.get(key)
-    if expected is None:
-        return "not in the manifest"
-    return None if file_digest(path) == expected else "edited"
-
-
-def is_graded_file(path: Path) -> bool:
-    """Test files and conftest files are the grader's; everything else is the student's."""
-    return path.suffix == ".py" and (path.name.startswith("test_") or path.name == "conftest.py")
-
-
-def graded_files(exercises: Path) -> list[Path]:
-    """Every test and conftest file inside the exercise folders of ``exercises``."""
-    return sorted(
-        path for folder in exercises.iterdir() if folder.is_dir() and exercise_folder(folder) == folder
-        for path in folder.rglob("*.py") if is_graded_file(path) and "__pycache__" not in path.parts
-    )
-
-
-def build_manifest(exercises: Path) -> dict:
-    """The manifest of the test files under ``exercises``, as ``scripts/update-manifest`` writes it."""
-    return {
-        "about": "sha256 of each exercise test file (line endings as \\n); "
-                 "regenerate with scripts/update-manifest",
-        "files": {manifest_key(path): file_digest(path) for path in graded_files(exercises)},
-    }
 
 
 def _is_edited(config: pytest.Config, path: Path) -> bool:
@@ -472,7 +265,7 @@ def _json_path(config: pytest.Config) -> Path | None:
     return path
 
 
-def _longrepr_text(report: pytest.TestReport) -> str:
+def longrepr_text(report: pytest.TestReport) -> str:
     text = report.longreprtext if report.longrepr is not None else ""
     # pytest-xdist heads a worker's report with "[gw0] linux -- Python 3.x": not the student's business.
     text = _XDIST_HEADER.sub("", text, count=1)
@@ -480,64 +273,8 @@ def _longrepr_text(report: pytest.TestReport) -> str:
     return text if len(text) <= limit else text[: limit // 2] + "\n…\n" + text[-limit // 2 :]
 
 
-def gradescope_results(book: GradeBook) -> dict:
-    """Gradescope's ``results.json``: https://gradescope-autograders.readthedocs.io."""
-    tests = [
-        {
-            "name": r.name,
-            "score": r.score,
-            "max_score": r.points,
-            "status": "passed" if r.passed else "failed",
-            "output": "" if r.passed else r.explanation,
-            "visibility": "visible",
-        }
-        for r in book.results.values()
-    ]
-    results = {
-        "score": book.score,
-        "max_score": book.max_score,
-        "execution_time": round(time.monotonic() - book.started, 3),
-        "visibility": "visible",
-        "stdout_visibility": "visible",
-        "tests": tests,
-    }
-    if book.notes:
-        results["output"] = "\n\n".join(book.notes)
-    return results
-
-
-def write_json_atomically(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as stream:
-        json.dump(data, stream, indent=2, ensure_ascii=False)
-        stream.write("\n")
-    os.replace(tmp, path)
-
-
-def write_gradescope(book: GradeBook, path: Path) -> None:
-    write_json_atomically(path, gradescope_results(book))
-
-
-def _fmt(points: float) -> str:
-    return f"{points:g}"
-
-
 _STATUS_MARKUP = {"passed": {"green": True}, "failing": {"red": True}, BROKEN: {"red": True},
                   NOT_STARTED: {"yellow": True}}
-
-
-def score_table_lines(exercises: Iterable[ExerciseGrade]) -> list[tuple[str, str]]:
-    """The table as (text, status) rows, header first."""
-    rows = [("exercise", "tests", "points", "status")]
-    statuses = [""]
-    for ex in exercises:
-        rows.append((ex.name, f"{ex.passed}/{len(ex.tests)}", f"{_fmt(ex.score)}/{_fmt(ex.max_score)}", ex.status))
-        statuses.append(ex.status)
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return [
-        ("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), status)
-        for row, status in zip(rows, statuses, strict=True)
-    ]
 
 
 def write_score_table(book: GradeBook, reporter, config: pytest.Config) -> None:
@@ -546,7 +283,7 @@ def write_score_table(book: GradeBook, reporter, config: pytest.Config) -> None:
     for text, status in score_table_lines(exercises):
         reporter.write_line(text, **_STATUS_MARKUP.get(status, {"bold": not status}))
     reporter.write_line(
-        f"total: {_fmt(book.score)}/{_fmt(book.max_score)} points, "
+        f"total: {points_text(book.score)}/{points_text(book.max_score)} points, "
         f"{sum(e.status == 'passed' for e in exercises)}/{len(exercises)} exercises passed"
     )
     for ex in exercises:

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable
 from types import CodeType, FrameType
 from typing import Any
 
-from .errors import DeadlockError
+from ..errors import DeadlockError
 
 _get_ident = _thread.get_ident
 _allocate_lock = _thread.allocate_lock

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from .layout import exercise_folder
+from ..layout import in_exercise_folder
 
 HYGIENE_SCOPE_HELP = (
     "which tests fail on leaked threads, processes, greenlets and thread exceptions, and on "
@@ -23,18 +23,6 @@ HYGIENE_SCOPE_HELP = (
 
 
 _strict_key = pytest.StashKey[bool]()
-# path of a test file -> whether it is inside an exercise folder (pathlib is slow, per test).
-_in_exercise: dict[object, bool] = {}
-
-
-def in_exercise_folder(path: object) -> bool:
-    """Whether the test file ``path`` is inside an ``NN_name`` folder (cached per path)."""
-    found = _in_exercise.get(path)
-    if found is None:
-        found = _in_exercise[path] = exercise_folder(path) is not None  # type: ignore[arg-type]
-    return found
-
-
 def is_strict(item: pytest.Item) -> bool:
     """Whether leaks and lock-order inversions fail ``item`` (see the module docstring)."""
     known = item.stash.get(_strict_key, None)

@@ -20,8 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from .grading import GradeBook, score_table_lines
-from .reports import FORMATS, render, write_report
+from .formats import FORMATS, render, score_table_lines, write_report
+from .model import GradeBook
 from .supervisor import GradingError, Kit, Limits, Supervisor, become_subreaper
 
 EXIT_CANNOT_GRADE = 3

@@ -3,28 +3,20 @@
 A test given ``schedules()`` gets the controlled primitives from before its
 fixtures run until after its teardown, and settings that suit controlled runs
 (no deadline; derandomized for exercise tests and in CI).  The strategy
-itself lives in :mod:`pytest_concurrency.schedules`, which keeps this module
-out of its import: ``from pytest_concurrency import schedules`` is the
-function, whatever pytest imported first.
+itself is ``strategy.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .schedules import _end_of_test, _install_for_test, uses_schedules
-
-
-def _is_exercise_test(item: pytest.Item) -> bool:
-    from .layout import exercise_folder
-
-    path = getattr(item, "path", None)
-    return path is not None and exercise_folder(Path(path)) is not None
+from ..layout import in_exercise_folder
+from ._patching import end_of_test, install_for_test
+from .strategy import uses_schedules
 
 
 def _sensible_settings(item: pytest.Item) -> None:
@@ -46,7 +38,7 @@ def _sensible_settings(item: pytest.Item) -> None:
         if check not in suppressed:
             suppressed.append(check)
     changes["suppress_health_check"] = suppressed
-    if not current.derandomize and (os.environ.get("CI") or _is_exercise_test(item)):
+    if not current.derandomize and (os.environ.get("CI") or in_exercise_folder(item.path)):
         # A grade must not depend on luck: the same schedules on every run.
         changes["derandomize"] = True
     with contextlib.suppress(AttributeError):  # a test object that refuses attributes
@@ -64,7 +56,7 @@ def pytest_runtest_setup(item: pytest.Item):
     # controllable in the test's schedule.run like one made in the test body.
     function = getattr(item, "obj", None)
     if function is not None and uses_schedules(function):
-        _install_for_test()
+        install_for_test()
     return (yield)
 
 
@@ -73,4 +65,4 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
     try:
         return (yield)
     finally:
-        _end_of_test()
+        end_of_test()

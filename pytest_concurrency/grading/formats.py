@@ -4,7 +4,7 @@ Every format is built from the same :class:`~pytest_concurrency.grading.GradeBoo
 (one :class:`~pytest_concurrency.grading.TestResult` per test, named
 ``07_thread_pool/test_thread_pool.py::test_x``), so they always agree::
 
-    from pytest_concurrency.reports import render
+    from pytest_concurrency.grading.formats import render
 
     text = render(book, "exercism")      # a str, ready to write
 
@@ -19,24 +19,27 @@ Every format is built from the same :class:`~pytest_concurrency.grading.GradeBoo
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import re
+import tempfile
+import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from .grading import (
+from .model import (
     BROKEN,
     INCIDENTS,
     NOT_RUN,
     NOT_STARTED,
     PASSED,
     SKIPPED,
+    ExerciseGrade,
     GradeBook,
     TestResult,
-    gradescope_results,
 )
 
 FORMATS = ("gradescope", "exercism", "classroom50", "junit", "markdown")
@@ -60,11 +63,27 @@ def render(book: GradeBook, fmt: str, environ: Mapping[str, str] | None = None) 
 
 
 def write_report(book: GradeBook, fmt: str, path: Path) -> None:
-    """Write the report atomically: a reader never sees half a file."""
-    text = render(book, fmt)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write the report in ``fmt`` to ``path``, atomically."""
+    write_atomically(path, render(book, fmt))
+
+
+def write_gradescope(book: GradeBook, path: Path) -> None:
+    """What ``--grade-json`` writes after every test."""
+    write_atomically(path, _json(gradescope_results(book)))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader never sees half a file (and a
+    kill in the middle leaves the previous version)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _json(data: dict) -> str:
@@ -72,6 +91,33 @@ def _json(data: dict) -> str:
 
 
 # --- Gradescope ---------------------------------------------------------------
+
+def gradescope_results(book: GradeBook) -> dict:
+    """Gradescope's ``results.json``: https://gradescope-autograders.readthedocs.io."""
+    tests = [
+        {
+            "name": r.name,
+            "score": r.score,
+            "max_score": r.points,
+            "status": "passed" if r.passed else "failed",
+            "output": "" if r.passed else r.explanation,
+            "visibility": "visible",
+        }
+        for r in book.results.values()
+    ]
+    results = {
+        "score": book.score,
+        "max_score": book.max_score,
+        "execution_time": round(time.monotonic() - book.started, 3),
+        "visibility": "visible",
+        "stdout_visibility": "visible",
+        "tests": tests,
+    }
+    if book.notes:
+        results["output"] = "\n\n".join(book.notes)
+    return results
+
+
 
 def _gradescope(book: GradeBook, environ: Mapping[str, str]) -> str:
     return _json(gradescope_results(book))
@@ -180,10 +226,6 @@ def _properties(parent: ET.Element, **values: object) -> None:
         ET.SubElement(properties, "property", name=name, value=_xml_text(str(value)))
 
 
-def _fmt(points: float) -> str:
-    return f"{points:g}"
-
-
 def junit_xml(book: GradeBook) -> str:
     suites = ET.Element("testsuites", name="pytest-concurrency")
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
@@ -192,7 +234,7 @@ def junit_xml(book: GradeBook) -> str:
         counts = dict.fromkeys(totals, 0)
         duration = sum(t.duration for t in exercise.tests)
         suite = ET.SubElement(suites, "testsuite", name=exercise.name)
-        _properties(suite, points=_fmt(exercise.max_score), score=_fmt(exercise.score),
+        _properties(suite, points=points_text(exercise.max_score), score=points_text(exercise.score),
                     status=exercise.status)
         for result in exercise.tests:
             counts["tests"] += 1
@@ -201,7 +243,7 @@ def junit_xml(book: GradeBook) -> str:
                 suite, "testcase", classname=module, name=result.function, file=result.file,
                 time=f"{result.duration:.3f}",
             )
-            _properties(case, points=_fmt(result.points), score=_fmt(result.score),
+            _properties(case, points=points_text(result.points), score=points_text(result.score),
                         outcome=result.outcome)
             if result.passed:
                 continue
@@ -224,7 +266,7 @@ def junit_xml(book: GradeBook) -> str:
     for key, value in totals.items():
         suites.set(key, str(value))
     suites.set("time", f"{total_time:.3f}")
-    _properties(suites, points=_fmt(book.max_score), score=_fmt(book.score),
+    _properties(suites, points=points_text(book.max_score), score=points_text(book.score),
                 notes=" | ".join(book.notes))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
@@ -248,7 +290,7 @@ def markdown_table(book: GradeBook) -> str:
     exercises = book.exercises()
     passed = sum(e.status == PASSED for e in exercises)
     lines = [
-        f"### pytest-concurrency: {_fmt(book.score)}/{_fmt(book.max_score)} points",
+        f"### pytest-concurrency: {points_text(book.score)}/{points_text(book.max_score)} points",
         "",
         "| exercise | tests | points | status |",
         "| --- | ---: | ---: | --- |",
@@ -259,7 +301,7 @@ def markdown_table(book: GradeBook) -> str:
             status += f": {_cell(ex.problem)[:160]}"
         lines.append(
             f"| {ex.name} | {ex.passed}/{len(ex.tests)} | "
-            f"{_fmt(ex.score)}/{_fmt(ex.max_score)} | {status} |"
+            f"{points_text(ex.score)}/{points_text(ex.max_score)} | {status} |"
         )
     lines += ["", f"**{passed}/{len(exercises)} exercises passed.**"]
     failing = [r for r in book.results.values() if not r.passed]
@@ -290,3 +332,24 @@ __all__ = [
     "FORMATS", "classroom50_results", "exercism_results", "junit_xml", "markdown_table",
     "render", "write_report",
 ]
+
+
+# --- the score table (terminal) ----------------------------------------------
+
+def points_text(points: float) -> str:
+    return f"{points:g}"
+
+
+def score_table_lines(exercises: Iterable[ExerciseGrade]) -> list[tuple[str, str]]:
+    """The table as (text, status) rows, header first."""
+    rows = [("exercise", "tests", "points", "status")]
+    statuses = [""]
+    for ex in exercises:
+        rows.append((ex.name, f"{ex.passed}/{len(ex.tests)}", f"{points_text(ex.score)}/{points_text(ex.max_score)}", ex.status))
+        statuses.append(ex.status)
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return [
+        ("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), status)
+        for row, status in zip(rows, statuses, strict=True)
+    ]
+

@@ -2,7 +2,7 @@
 
 Outside ``schedule.run`` tests use real threads.  While a test runs (setup, call
 and teardown), the ``threading`` primitives it creates are watched (see
-:mod:`pytest_concurrency._waitgraph`), and a watchdog thread looks at the
+:mod:`pytest_concurrency.deadlock._waitgraph`), and a watchdog thread looks at the
 wait-for graph every few hundredths of a second:
 
 - a **cycle** (thread 1 holds A and waits for B, thread 2 holds B and waits for
@@ -52,18 +52,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import _waitgraph as wg
-from ._scope import (
+from ..errors import DeadlockError
+from ..hygiene.scope import (
     forget_threads_at_start,
     has_marker,
-    in_exercise_folder,
     is_strict,
     threads_at_start,
 )
-from .errors import DeadlockError
+from ..layout import in_exercise_folder
+from . import _waitgraph as wg
 
 if TYPE_CHECKING:
-    from . import _gevent_watch as gw
+    from . import _gevent as gw
 
 DEADLOCK_TIMEOUT_HELP = (
     "real (uncontrolled) runs: a wait-for cycle, or every thread of the test blocked, "
@@ -444,7 +444,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _gevent() -> ModuleType:
     """Our gevent watch, imported only once gevent itself is (most runs never need it)."""
-    from . import _gevent_watch
+    from . import _gevent as _gevent_watch
 
     return _gevent_watch
 

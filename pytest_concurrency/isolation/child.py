@@ -1,4 +1,4 @@
-"""The fresh interpreter of ``isolated`` tests: ``python -m pytest_concurrency._isolated_child``.
+"""The fresh interpreter of ``isolated`` tests: ``python -m pytest_concurrency.isolation.child``.
 
 Started by :mod:`pytest_concurrency.isolation`, never by hand.  It imports the
 student's modules *first*, exactly as ``import crawler`` would, so that a
@@ -6,7 +6,7 @@ student's modules *first*, exactly as ``import crawler`` would, so that a
 users are imported; then it collects the tests it was given and waits for the
 parent to say which one to run next::
 
-    python -m pytest_concurrency._isolated_child --commands 5 --reports 6 \\
+    python -m pytest_concurrency.isolation.child --commands 5 --reports 6 \\
         --stacks S.txt --timeout 120 \\
         --preload crawler=/kit/exercises/17_gevent_crawler/crawler.py -- <pytest args>
 

@@ -1,0 +1,202 @@
+"""A :class:`Schedule`: one way to interleave threads, and ``run``, which plays it.
+
+The same schedule always gives the same interleaving.  Schedules are drawn by
+:func:`~pytest_concurrency.schedules` (``strategy.py``), enumerated by
+:func:`~pytest_concurrency.explore_all` (``explore.py``), or written by hand
+for ``@example`` and regression tests.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import DeadlockError, LivelockError
+from . import _engine, _real, _state
+from ._engine import Decisions, Scheduler
+from ._report import format_story
+
+__all__ = ["Schedule"]
+
+
+class Schedule:
+    """One way to interleave threads; ``run`` plays it.  The same schedule
+    always gives the same interleaving.
+
+    A schedule is three lists of ``(position, choice)``: at each position the
+    running thread is preempted and the ``choice``-th other runnable thread
+    (modulo their number) goes on.  Between preemptions a thread runs until it
+    blocks or ends, and then the lowest-numbered runnable thread goes on.
+
+    - ``at_steps``: at that global step (every bytecode of user code and every
+      synchronisation call is a step; step 0 decides who starts);
+    - ``after_switch``: once the running thread has run ``position + 1``
+      steps since the last context switch (one entry per slice, in order;
+      waits for a slice in which another thread can run);
+    - ``at_syncs``: at that synchronisation point (acquire, release, wait,
+      sleep, start, join), counting from 1.
+
+    And where a thread blocks or ends and two or more threads could go on,
+    ``at_handoffs`` may choose another one than the lowest-numbered: at the
+    ``position``-th such hand-off (counting from 1), the ``choice``-th of them.
+    A hand-off is not a preemption; :func:`explore_all` tries every choice.
+
+    Write one by hand for ``@example`` or a regression test:
+
+    >>> Schedule(at_steps=[(3, 0)])
+    Schedule(at_steps=((3, 0),))
+    """
+
+    def __init__(
+        self,
+        at_steps: Sequence[tuple[int, int]] = (),
+        *,
+        after_switch: Sequence[tuple[int, int]] = (),
+        at_syncs: Sequence[tuple[int, int]] = (),
+        at_handoffs: Sequence[tuple[int, int]] = (),
+        max_steps: int = _engine.DEFAULT_MAX_STEPS,
+    ) -> None:
+        pairs = [_pairs(name, items) for name, items in (
+            ("at_steps", at_steps), ("after_switch", after_switch),
+            ("at_syncs", at_syncs), ("at_handoffs", at_handoffs),
+        )]
+        if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+            raise ValueError(f"Schedule(max_steps=...) must be an integer >= 1, got {max_steps!r}")
+        self._set(*pairs, max_steps)
+
+    def _set(
+        self,
+        at_steps: Sequence[tuple[int, int]],
+        after_switch: Sequence[tuple[int, int]],
+        at_syncs: Sequence[tuple[int, int]],
+        at_handoffs: Sequence[tuple[int, int]],
+        max_steps: int,
+    ) -> None:
+        self.at_steps = tuple(sorted(at_steps))
+        self.after_switch = tuple(after_switch)
+        self.at_syncs = tuple(sorted(at_syncs))
+        self.at_handoffs = tuple(sorted(at_handoffs))
+        self.max_steps = max_steps
+        self._last: Scheduler | None = None
+        self._record_opportunities = False
+
+    @classmethod
+    def _trusted(
+        cls,
+        at_steps: list[tuple[int, int]],
+        after_switch: list[tuple[int, int]],
+        at_syncs: list[tuple[int, int]],
+        max_steps: int,
+    ) -> Schedule:
+        """A schedule from pairs already known to be valid (a draw): no checks, one per example."""
+        schedule = cls.__new__(cls)
+        schedule._set(at_steps, after_switch, at_syncs, (), max_steps)
+        return schedule
+
+    def __repr__(self) -> str:
+        parts = []
+        for name in ("at_steps", "after_switch", "at_syncs", "at_handoffs"):
+            value = getattr(self, name)
+            if value:
+                parts.append(f"{name}={value!r}")
+        if self.max_steps != _engine.DEFAULT_MAX_STEPS:
+            parts.append(f"max_steps={self.max_steps}")
+        return f"Schedule({', '.join(parts)})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # The pretty-printing protocol Hypothesis follows: print the schedule, to
+        # copy into @example, not the call to the decoder that drew it.
+        printer.text(repr(self))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Schedule):
+            return NotImplemented
+        return repr(self) == repr(other)
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+    @property
+    def preemptions(self) -> int:
+        """How many preemptions the schedule asks for (fewer may be possible)."""
+        return len(self.at_steps) + len(self.after_switch) + len(self.at_syncs)
+
+    def run(self, *callables: Callable[[], Any]) -> list[Any]:
+        """Run each callable in its own controlled thread; return their results in order.
+
+        An exception raised in any controlled thread is raised here, with the
+        thread named in a note; :class:`~pytest_concurrency.DeadlockError` when
+        every live thread is blocked; :class:`~pytest_concurrency.LivelockError`
+        when a thread spins while nobody else can go on, or the run passes
+        ``max_steps``.
+        """
+        if _state.controlled.get(_real.get_ident()) is not None:
+            raise RuntimeError(
+                "schedule.run() was called inside schedule.run(): a controlled thread cannot "
+                "start another controlled run. Call run() once, from the test, with every "
+                "callable that should run concurrently."
+            )
+        detailed = _should_note()
+        scheduler = Scheduler(
+            Decisions(self.at_steps, self.after_switch, self.at_syncs, self.at_handoffs),
+            max_steps=self.max_steps,
+            detailed=detailed,
+            record_opportunities=self._record_opportunities,
+        )
+        self._last = scheduler
+        try:
+            return scheduler.run(callables)
+        finally:
+            if detailed and scheduler.threads and not isinstance(
+                scheduler.failure, (DeadlockError, LivelockError)
+            ):
+                _note(format_story(scheduler))
+
+    @property
+    def story(self) -> str:
+        """The interleaving of the last ``run``, one line per step (empty before any run)."""
+        return format_story(self._last) if self._last is not None else ""
+
+    @property
+    def steps(self) -> int:
+        """How many preemption points the last ``run`` went through."""
+        return self._last.step if self._last is not None else 0
+
+
+def _pairs(what: str, items: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    cleaned: list[tuple[int, int]] = []
+    for item in items:
+        try:
+            at, choice = item
+        except (TypeError, ValueError):
+            raise TypeError(f"Schedule({what}=...) takes (step, choice) pairs, got {item!r}") from None
+        if (
+            not isinstance(at, int)
+            or not isinstance(choice, int)
+            or isinstance(at, bool)
+            or at < 0
+            or choice < 0
+        ):
+            raise ValueError(
+                f"Schedule({what}=...): step and choice must be integers >= 0, got {item!r}"
+            )
+        cleaned.append((at, choice))
+    return tuple(cleaned)
+
+
+def _should_note() -> bool:
+    should_note = sys.modules.get("hypothesis.control")
+    if should_note is None:  # Hypothesis not even imported: not inside a Hypothesis test
+        return False
+    try:
+        return should_note.should_note()
+    except Exception:  # not inside a Hypothesis test (or a Hypothesis without it)
+        return False
+
+
+def _note(text: str) -> None:
+    from hypothesis import note
+
+    note(text)
+

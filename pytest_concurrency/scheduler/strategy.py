@@ -1,0 +1,171 @@
+"""``schedules()``: a Hypothesis strategy of controlled schedules.
+
+::
+
+    from hypothesis import given
+    from pytest_concurrency import schedules
+
+    @given(schedules())
+    def test_counter(schedule):
+        counter = Counter()
+        schedule.run(counter.incr, counter.incr)  # two threads, one at a time
+        assert counter.n == 2
+
+Each drawn :class:`Schedule` says where the running thread is preempted in
+favour of another one.  Hypothesis explores schedules, shrinks a failing one
+to the fewest preemptions, and replays it (``@example``, the database,
+``@reproduce_failure``); the falsifying example comes with the interleaving,
+one line per step.  See ``docs/race-tests.md``.
+"""
+
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from . import _engine, _patching
+from .schedule import Schedule
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+
+__all__ = ["schedules", "uses_schedules"]
+
+_our_strategies: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def schedules(
+    *, max_preemptions: int = 4, max_steps: int = _engine.DEFAULT_MAX_STEPS
+) -> SearchStrategy[Schedule]:
+    """A Hypothesis strategy of :class:`Schedule` s, with at most ``max_preemptions``.
+
+    Preemption points are spread over short, medium and long runs, so that
+    bugs needing one, two or three preemptions at the right places are found
+    in a few dozen examples; a failing schedule shrinks to fewer and earlier
+    preemptions.
+
+    >>> from hypothesis import given
+    >>> @given(schedules(max_preemptions=2))
+    ... def test_twice(schedule):
+    ...     assert schedule.run(lambda: 1, lambda: 2) == [1, 2]
+    """
+    from hypothesis import strategies as st
+
+    if not isinstance(max_preemptions, int) or isinstance(max_preemptions, bool) or max_preemptions < 0:
+        raise ValueError(f"schedules(max_preemptions=...) must be an integer >= 0, got {max_preemptions!r}")
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+        raise ValueError(f"schedules(max_steps=...) must be an integer >= 1, got {max_steps!r}")
+
+    # The whole schedule is one byte string, one to three bytes per preemption
+    # (see _codes): one Hypothesis draw per example, where a draw per
+    # preemption cost about as much as a short run; and the byte string's
+    # shrinker, which deletes bytes from the end first and then makes each
+    # byte smaller, drops preemptions and then moves the rest earlier.
+    encoded = st.binary(max_size=3 * max_preemptions)
+
+    def decode(data: bytes) -> Schedule:
+        _patching.install_for_test()
+        at_steps: list[tuple[int, int]] = []
+        slices: list[tuple[int, int]] = []
+        syncs: list[tuple[int, int]] = []
+        for code in _codes(data)[:max_preemptions]:
+            kind, distance, chosen = _decode(code)
+            if kind == "after_switch":
+                slices.append((distance, chosen))
+            elif kind == "at_step":
+                # Absolute positions: deleting one preemption while shrinking
+                # leaves the others where they were.
+                at_steps.append((distance, chosen))  # step 0 decides who starts
+            else:
+                syncs.append((distance + 1, chosen))
+        return Schedule._trusted(at_steps, slices, syncs, max_steps)
+
+    strategy = encoded.map(decode)
+    _our_strategies.add(strategy)
+    return strategy
+
+
+# Where to preempt.  The run's length is unknown before it ends, so a
+# distance is drawn uniformly below one of several bounds (short, medium and
+# long runs alike get their share); and distances are counted in three ways
+# (see Schedule), each making a different kind of bug likely: a few steps
+# after a thread starts running, at a global step, or at a synchronisation
+# point.  One code encodes choice, kind, bound and distance.
+_KINDS = ("after_switch", "at_step", "at_sync")
+_BOUNDS = {
+    "after_switch": (8, 32, 128),
+    "at_step": (16, 64, 256, 1024, 8192),
+    "at_sync": (8, 32),
+}
+
+
+def _codes(data: bytes) -> list[int]:
+    """The preemption codes in a drawn byte string, in order.
+
+    A byte below 128 is a whole (small) code; a byte from 128 to 191 starts
+    a two-byte code, and from 192 a three-byte one (a far preemption, in a
+    long run).  Deleting any one byte (what the shrinker tries first) drops
+    or changes one preemption, not every one after it.
+
+    >>> _codes(bytes([5, 128, 0, 7]))
+    [5, 128, 7]
+    """
+    codes: list[int] = []
+    i = 0
+    while i < len(data):
+        head = data[i]
+        if head < 128:
+            codes.append(head)
+            i += 1
+            continue
+        width = 2 if head < 192 else 3
+        tail = data[i + 1 : i + width].ljust(width - 1, b"\0")
+        if width == 2:
+            codes.append(128 + ((head - 128) << 8 | tail[0]))
+        else:
+            codes.append(_FAR + ((head - 192) << 16 | tail[0] << 8 | tail[1]))
+        i += width
+    return codes
+
+
+_FAR = 128 + (64 << 8)  # the first three-byte code
+
+
+def _decode(code: int) -> tuple[str, int, int]:
+    """One preemption code -> (kind, distance, choice); 0 is the simplest.
+
+    Small codes (one byte) are early preemptions in favour of one of the
+    first two other threads; two-byte codes reach a few hundred steps,
+    three-byte ones every distance of ``_BOUNDS``.
+
+    >>> _decode(0)
+    ('after_switch', 0, 0)
+    >>> _decode(2 * 3 * 4)
+    ('after_switch', 4, 0)
+    """
+    if code < 128:
+        code, choice = divmod(code, 2)
+        distance, kind_index = divmod(code, len(_KINDS))
+        return _KINDS[kind_index], distance, choice
+    code, choice = divmod(code - 128 if code < _FAR else code - _FAR, 8)
+    code, kind_index = divmod(code, len(_KINDS))
+    kind = _KINDS[kind_index]
+    bounds = _BOUNDS[kind]
+    code, bound_index = divmod(code, len(bounds))
+    return kind, code % bounds[bound_index], choice
+
+
+def uses_schedules(function: Any) -> bool:
+    """True if ``function`` is a Hypothesis test given a :func:`schedules` strategy."""
+    handle = getattr(function, "hypothesis", None)
+    given = getattr(handle, "_given_kwargs", None) or {}
+    return any(strategy in _our_strategies for strategy in given.values() if _weakrefable(strategy))
+
+
+def _weakrefable(value: Any) -> bool:
+    try:
+        weakref.ref(value)
+    except TypeError:
+        return False
+    return True
