@@ -109,7 +109,7 @@ class Kit:
         elif os.environ.get("PYTEST_CONCURRENCY_KIT"):
             candidates.append(("$PYTEST_CONCURRENCY_KIT", Path(os.environ["PYTEST_CONCURRENCY_KIT"])))
         else:
-            candidates.append(("the installed package", Path(__file__).resolve().parent.parent))
+            candidates.append(("the installed package", Path(__file__).resolve().parents[2]))
         source, root = candidates[0]
         root = root.expanduser().resolve()
         kit = cls(root)
@@ -123,7 +123,7 @@ class Kit:
     @property
     def is_packaged(self) -> bool:
         """Is this the kit the package is installed from, the one its manifest describes?"""
-        return self.root == Path(__file__).resolve().parent.parent
+        return self.root == Path(__file__).resolve().parents[2]
 
     def manifest(self) -> dict[str, str]:
         return dict(load_manifest()) if self.is_packaged else {}

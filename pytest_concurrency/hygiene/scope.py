@@ -1,10 +1,7 @@
 """Which tests are strict: leaks, thread exceptions and lock-order inversions fail them.
 
 Strict: exercise tests (inside an ``NN_name`` folder), tests marked
-``@pytest.mark.hygiene``, and every test when the ini says ``hygiene_scope = all``::
-
-    >>> is_strict(item_in("exercises/07_thread_pool/test_thread_pool.py"))  # doctest: +SKIP
-    True
+``@pytest.mark.hygiene``, and every test when the ini says ``hygiene_scope = all``.
 """
 
 from __future__ import annotations
