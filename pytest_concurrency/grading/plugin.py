@@ -128,7 +128,8 @@ def pytest_runtest_makereport(
     if report.failed and call.excinfo is not None and exercise_folder(item.path):
         classified = _classify(call.excinfo)
         if classified:
-            report.grade_outcome, report.longrepr = classified
+            # An attribute of the report, so that the xdist controller gets it too.
+            report.grade_outcome, report.longrepr = classified  # type: ignore[attr-defined]
     return report
 
 
@@ -152,7 +153,7 @@ def _result_for(book: GradeBook, config: pytest.Config, report: pytest.TestRepor
     path = Path(config.rootpath, report.location[0])
     folder = exercise_folder(path)
     result = TestResult(
-        graded_name(path, report.nodeid), props["exercise"], float(props["points"]),
+        graded_name(path, report.nodeid), str(props["exercise"]), float(str(props["points"])),
         folder / "README.md" if folder else None,
     )
     result.edited = _is_edited(config, path)
@@ -265,7 +266,7 @@ def _json_path(config: pytest.Config) -> Path | None:
     return path
 
 
-def longrepr_text(report: pytest.TestReport) -> str:
+def longrepr_text(report: pytest.TestReport | pytest.CollectReport) -> str:
     text = report.longreprtext if report.longrepr is not None else ""
     # pytest-xdist heads a worker's report with "[gw0] linux -- Python 3.x": not the student's business.
     text = _XDIST_HEADER.sub("", text, count=1)

@@ -49,10 +49,10 @@ def unpatch_gevent() -> list[str]:
             main._ident = ident
         threading._dangling.add(main)
         if real_allocate_lock is not None:
-            threading._active_limbo_lock = real_allocate_lock()
+            threading._active_limbo_lock = real_allocate_lock()  # type: ignore[attr-defined]
             futures = sys.modules.get("concurrent.futures.thread")
             if futures is not None and hasattr(futures, "_global_shutdown_lock"):
-                futures._global_shutdown_lock = real_allocate_lock()
+                futures._global_shutdown_lock = real_allocate_lock()  # type: ignore[attr-defined]
     logging = sys.modules.get("logging")
     if logging is not None:
         for ref in list(getattr(logging, "_handlerList", [])):

@@ -250,7 +250,7 @@ class Scheduler:
             threading._limbo[thread] = thread  # type: ignore[attr-defined]
         if _real.start_joinable_thread is not None:
             _real.start_joinable_thread(
-                lambda: self._thread_main(record), handle=thread._handle, daemon=True
+                lambda: self._thread_main(record), handle=thread._handle, daemon=True  # type: ignore[attr-defined]
             )
         else:
             _real.start_new_thread(self._thread_main, (record,))
@@ -271,7 +271,7 @@ class Scheduler:
         except _Abort:
             pass
         finally:
-            _state.controlled.pop(record.ident, None)  # type: ignore[arg-type]
+            _state.controlled.pop(record.ident, None)
             self._hand_on(self._finish(record))
             record.exited.release()
 
@@ -608,7 +608,7 @@ class Scheduler:
         record.timed_out = False
         record.blocked_at = self.step
         target = self._pick_next()
-        if target is not record:
+        if target is not None and target is not record:
             self._switch(record, target, "blocked")
         elif self.aborting:
             raise _Abort
@@ -623,13 +623,12 @@ class Scheduler:
 
     def _wake_sleepers(self) -> bool:
         """Advance the virtual clock to the earliest deadline and wake who reached it."""
-        timed = [t for t in self.threads if t.state is BLOCKED and t.deadline is not None]
+        timed = [(t.deadline, t) for t in self.threads if t.state is BLOCKED and t.deadline is not None]
         if not timed:
             return False
-        earliest = min(t.deadline for t in timed)  # type: ignore[type-var]
-        self.clock = max(self.clock, earliest)  # type: ignore[type-var]
-        for t in timed:
-            if t.deadline <= self.clock:  # type: ignore[operator]
+        self.clock = max(self.clock, min(deadline for deadline, _ in timed))
+        for deadline, t in timed:
+            if deadline <= self.clock:
                 self._unlink_waiter(t)
                 self.wake(t)
                 t.timed_out = True

@@ -154,6 +154,7 @@ def _lock_kinds() -> dict[type, str]:
 
 def _with_subclasses(cls: type) -> list[type]:
     found = [cls]
+    subclass: type
     for subclass in cls.__subclasses__():
         found.extend(_with_subclasses(subclass))
     return found

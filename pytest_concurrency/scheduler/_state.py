@@ -45,7 +45,7 @@ def add_note(error: BaseException, note: str) -> None:
         if not isinstance(notes, list):
             notes = []
             try:
-                error.__notes__ = notes  # type: ignore[attr-defined]
+                error.__notes__ = notes
             except AttributeError:
                 return
         notes.append(note)

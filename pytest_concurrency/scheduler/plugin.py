@@ -28,6 +28,8 @@ def _sensible_settings(item: pytest.Item) -> None:
     from hypothesis import HealthCheck, settings
 
     current = getattr(function, "_hypothesis_internal_use_settings", None) or settings.default
+    if current is None:  # no profile loaded: nothing to add to
+        return
     changes: dict[str, Any] = {}
     default_deadline = settings.get_profile("default").deadline
     if current.deadline == default_deadline:

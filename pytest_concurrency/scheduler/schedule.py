@@ -57,13 +57,13 @@ class Schedule:
         at_handoffs: Sequence[tuple[int, int]] = (),
         max_steps: int = _engine.DEFAULT_MAX_STEPS,
     ) -> None:
-        pairs = [_pairs(name, items) for name, items in (
+        steps, slices, syncs, handoffs = (_pairs(name, items) for name, items in (
             ("at_steps", at_steps), ("after_switch", after_switch),
             ("at_syncs", at_syncs), ("at_handoffs", at_handoffs),
-        )]
+        ))
         if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
             raise ValueError(f"Schedule(max_steps=...) must be an integer >= 1, got {max_steps!r}")
-        self._set(*pairs, max_steps)
+        self._set(steps, slices, syncs, handoffs, max_steps)
 
     def _set(
         self,
