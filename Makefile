@@ -1,6 +1,6 @@
 # The kit's two commands. Each one does all of its own set-up.
 #   make grade   set up, then run the exercises and show the score table
-#   make test    set up, then run the whole test suite (what CI runs)
+#   make test    set up, lint (ruff, mypy), then run the whole test suite (what CI runs)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -14,7 +14,7 @@ grade: setup
 	@# grade was produced (pytest exit 1), but not when pytest itself broke.
 	@$(BIN)/pytest exercises/ $(ARGS); status=$$?; [ $$status -eq 0 ] || [ $$status -eq 1 ]
 
-test: setup
+test: setup lint
 	@# Three workers on two cores, work stealing: most of the suite's time is spent
 	@# waiting (broken implementations that hang, servers, child processes), not
 	@# computing; the kit check runs many short pytest subprocesses. 12:07 -> 8:29.
@@ -33,6 +33,7 @@ memcached:
 
 lint: setup
 	$(BIN)/ruff check pytest_concurrency tests exercises solutions benchmarks
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python benchmarks/bench_scheduler.py
