@@ -65,6 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    """Forget the folder: the next session in this process (pytester) starts from the default."""
     global _impl_root
     _impl_root = None
 

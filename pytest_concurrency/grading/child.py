@@ -53,6 +53,7 @@ class _ChildReporter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Leave out the tests an earlier child already ran (a restart after a hang or crash)."""
         if not self.deselect:
             return
         kept = [item for item in items if item.nodeid not in self.deselect]
@@ -62,10 +63,12 @@ class _ChildReporter:
             items[:] = kept
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """A module that does not collect is news for the supervisor: it scores those tests 0."""
         if report.failed:
             self.channel.send("collect_error", nodeid=report.nodeid, message=longrepr_text(report))
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Send the collected tests, so that the supervisor knows what may still come."""
         tests = []
         for item in session.items:
             folder = exercise_folder(item.path)
@@ -80,19 +83,23 @@ class _ChildReporter:
         self.channel.send("collected", tests=tests)
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
+        """Say which test runs now: if the child dies, that one is blamed."""
         self.channel.send("start", nodeid=nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Send each phase as it ends: what is sent counts even if the child dies next."""
         self.channel.send(
             "report", nodeid=report.nodeid, when=report.when, outcome=report_outcome(report),
             message=longrepr_text(report), duration=report.duration,
         )
 
     def pytest_sessionfinish(self) -> None:
+        """Say the run is over: a child that exits without this did not finish."""
         self.channel.send("finished")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Take the pipe and its token out of the environment before student code can see them."""
     spec = os.environ.pop(CHANNEL_ENV, None)
     if not spec:
         return  # not run by the supervisor: this module does nothing

@@ -82,6 +82,7 @@ def points_of(item: pytest.Item) -> float:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put every exercise test in the grade book, with its points, before anything runs."""
     book = config.stash[gradebook_key]
     for item in items:
         folder = exercise_folder(item.path)
@@ -98,6 +99,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    """Write the grade before the first test: a run that dies early still leaves one."""
     # Written before the first test runs: a run that dies in its first test
     # still leaves a grade, with 0 for every test.
     path = _json_path(session.config)
@@ -124,6 +126,7 @@ def _classify(excinfo: pytest.ExceptionInfo[BaseException]) -> tuple[str, str] |
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Tell not started (the stub) and broken (cannot load) failures from real ones."""
     report = yield
     if report.failed and call.excinfo is not None and exercise_folder(item.path):
         classified = _classify(call.excinfo)
@@ -134,6 +137,7 @@ def pytest_runtest_makereport(
 
 
 def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    """Show not started and broken as such in the progress line, not as failures."""
     outcome = getattr(report, "grade_outcome", None)
     if outcome == NOT_STARTED:
         return NOT_STARTED, "n", "NOT STARTED"
@@ -177,6 +181,7 @@ class _Recorder:
         self.json_path = _json_path(config)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Fold each phase into the test's grade, and rewrite the JSON after each test."""
         result = _result_for(self.book, self.config, report)
         if result is None:
             return
@@ -185,6 +190,7 @@ class _Recorder:
             write_gradescope(self.book, self.json_path)
 
     def pytest_sessionfinish(self) -> None:
+        """Note edited test files and write the final grade."""
         edited = edited_files(self.config)
         if edited:
             self.book.notes.append(_edited_note(edited, tamper_mode(self.config)))
@@ -192,6 +198,7 @@ class _Recorder:
             write_gradescope(self.book, self.json_path)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
+        """Show the score table and what to do next."""
         if self.book.results:
             write_score_table(self.book, terminalreporter, self.config)
         for note in self.book.notes:
@@ -199,6 +206,7 @@ class _Recorder:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    """Register the recorder that folds this session's reports into its grade book."""
     session.config.pluginmanager.register(_Recorder(session.config), "concurrency-grade-recorder")
 
 

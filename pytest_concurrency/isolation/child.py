@@ -138,6 +138,7 @@ class ReportWriter:
         self.config: Any = None
 
     def pytest_configure(self, config: Any) -> None:
+        """Keep the config: reports are serialized through its hooks."""
         self.config = config
 
     def send(self, message: dict[str, Any]) -> None:
@@ -149,9 +150,11 @@ class ReportWriter:
         self.send({"kind": kind, "data": data})
 
     def pytest_runtest_logreport(self, report: Any) -> None:
+        """Send every phase's report to the parent as it ends."""
         self._write("test", report)
 
     def pytest_collectreport(self, report: Any) -> None:
+        """Send a collection error: the parent reports it on the tests it asked for."""
         if report.failed:
             self._write("collect", report)
 
@@ -165,6 +168,7 @@ class Driver(ReportWriter):
         self.watchdog = watchdog
 
     def pytest_runtestloop(self, session: Any) -> bool:
+        """Run the tests the parent asks for, in its order, instead of pytest's own loop."""
         self.watchdog.disarm()
         items = {item.nodeid: item for item in session.items}
         for line in self.commands:

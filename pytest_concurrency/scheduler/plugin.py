@@ -48,12 +48,14 @@ def _sensible_settings(item: pytest.Item) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every schedule test the settings of controlled runs before it is run."""
     for item in items:
         _sensible_settings(item)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item):
+    """Patch threading before the fixtures run, so objects they make are controllable."""
     # Before the fixtures run: a Counter (and its Lock) made by a fixture is
     # controllable in the test's schedule.run like one made in the test body.
     function = getattr(item, "obj", None)
@@ -64,6 +66,7 @@ def pytest_runtest_setup(item: pytest.Item):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    """Take the patches out once the test and its fixtures are done."""
     try:
         return (yield)
     finally:
