@@ -225,15 +225,17 @@ def thread_label(name: str) -> str:
 
 
 def lock_label(kind: str, made: str | None, name: str | None = None, serial: int | None = None) -> str:
-    """```self.a` (Lock made at bank.py:5)``; unnamed: ``Lock#3 made at bank.py:5``.
+    """```self.a` (Lock#1 made at bank.py:5)``; unnamed: ``Lock#1 made at bank.py:5``.
 
-    ``made``: where it was made (``where()``).  The serial tells apart unnamed
-    locks; :func:`renumber` numbers them by first mention in one report.
+    ``made``: where it was made (``where()``).  ``name``: how the code calls
+    it.  The serial tells apart locks made on one line (two accounts' locks);
+    :func:`renumber` makes them 1, 2... in each report, in order of creation.
     """
     made_at = f" made at {made}" if made else ""
+    number = f"#{serial}" if serial is not None else ""
     if name:
-        return f"`{name}` ({kind}{made_at})"
-    return f"{kind}#{serial}{made_at}" if serial is not None else f"{kind}{made_at}"
+        return f"`{name}` ({kind}{number}{made_at})"
+    return f"{kind}{number}{made_at}"
 
 
 _ASSIGNED: dict[tuple[str, int, str], str | None] = {}
@@ -293,15 +295,19 @@ def names_in_stacks(objects: Iterable[Any], stacks: Iterable[FrameType | None]) 
     return found
 
 
+_SERIAL = re.compile(r"\b(Lock|RLock|Condition|Semaphore)#(\d+)")
+
+
 def renumber(text: str) -> str:
-    """Lock#1, Lock#2... in order of first mention (serials count every lock ever made)."""
-    numbers: dict[str, int] = {}
+    """Lock#1, Lock#2... in order of creation among the locks a report names (the serials
+    count every lock ever made), so that one test's reports number its locks alike.
 
-    def replace(match: re.Match[str]) -> str:
-        number = numbers.setdefault(match.group(0), len(numbers) + 1)
-        return f"{match.group(1)}#{number}"
-
-    return re.sub(r"\b(Lock|RLock|Condition)#(\d+)", replace, text)
+    >>> renumber("RLock#57 and Lock#12, Lock#57")
+    'RLock#2 and Lock#1, Lock#2'
+    """
+    serials = sorted({int(match.group(2)) for match in _SERIAL.finditer(text)})
+    numbers = {serial: i for i, serial in enumerate(serials, start=1)}
+    return _SERIAL.sub(lambda match: f"{match.group(1)}#{numbers[int(match.group(2))]}", text)
 
 
 # ------------------------------------------------------------------ wait-for cycles
@@ -312,17 +318,25 @@ Node = TypeVar("Node", bound=Hashable)
 def find_cycle(waits_for: Mapping[Node, Node | None], order: Iterable[Node] | None = None) -> list[Node] | None:
     """The nodes of a cycle in a wait-for graph (each node waits for at most one), or None.
 
-    >>> find_cycle({1: 2, 2: 3, 3: 2})
-    [2, 3]
+    ``order``: the nodes in the order a report lists them (threads in the
+    order they started); the cycle starts at the first of them, whoever
+    blocked first.
+
+    >>> find_cycle({1: 2, 2: 3, 3: 2}), find_cycle({1: 2, 2: 3, 3: 2}, order=[3, 2, 1])
+    ([2, 3], [3, 2])
     """
-    for start in order if order is not None else waits_for:
+    ordered = list(order) if order is not None else list(waits_for)
+    for start in ordered:
         path: list[Node] = []
         node: Node | None = start
         while node is not None and node in waits_for and node not in path:
             path.append(node)
             node = waits_for[node]
         if node is not None and node in path:
-            return path[path.index(node):]
+            cycle = path[path.index(node):]
+            rank = {n: i for i, n in enumerate(ordered)}
+            first = min(range(len(cycle)), key=lambda i: rank.get(cycle[i], len(rank)))
+            return cycle[first:] + cycle[:first]
     return None
 
 

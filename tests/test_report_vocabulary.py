@@ -51,8 +51,8 @@ class Pair:
             self.meet.wait()
 '''
 # (the line numbers below are those of SUBJECT)
-LOCK_A = "`self.a` (Lock made at subject.py:6)"
-LOCK_B = "`self.b` (Lock made at subject.py:7)"
+LOCK_A = "`self.a` (Lock#1 made at subject.py:6)"
+LOCK_B = "`self.b` (Lock#2 made at subject.py:7)"
 FORWARD_A = "subject.py:11 in forward: with self.a:"
 FORWARD_B = "subject.py:13 in forward: with self.b:"
 BACKWARD_B = "subject.py:17 in backward: with self.b:"
@@ -77,7 +77,10 @@ def test_controlled(schedule):
     try:
         schedule.run(pair.forward, pair.backward)
     except DeadlockError as error:  # its message only (pytest's traceback shows the plugin)
-        pytest.fail(str(error), pytrace=False)
+        message = str(error)
+    else:
+        return
+    pytest.fail(message, pytrace=False)
 
 
 def _in_threads(pair, together):

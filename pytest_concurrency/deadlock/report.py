@@ -16,7 +16,6 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterable
-from types import FrameType
 from typing import Any
 
 from .._frames import cycle_text, describe_thread, format_stack, renumber, thread_label, user_site
@@ -27,18 +26,13 @@ def _thread_names() -> dict[int | None, str]:
     return {t.ident: t.name for t in threading.enumerate()}
 
 
-def _name_locks(idents: Iterable[int], waits: dict[int, wg.Wait], frames: dict[int, FrameType]) -> None:
-    """The names the user code of these threads uses for what they hold and wait for."""
-    held = wg.held_by_thread()
-    objects: list[Any] = [h.lock for i in idents for h in held.get(i, ())]
-    objects += [w.target for w in waits.values()]
-    wg.name_locks(objects, [frames.get(i) for i in idents])
-
-
 def _describe_thread(ident: int, wait: wg.Wait | None, names: dict, frames: dict) -> str:
     name = names.get(ident, f"thread {ident}")
     frame = frames.get(ident)
-    holds = [(held.lock.describe(), wg.format_site(held.site)) for held in wg.held_by_thread().get(ident, [])]
+    held = wg.held_by_thread().get(ident, [])
+    # Named as this thread's code calls them, next to its lines.
+    wg.name_locks([h.lock for h in held] + ([wait.target] if wait is not None else []), [frame])
+    holds = [(h.lock.describe(), wg.format_site(h.site)) for h in held]
     if wait is None:
         return "\n".join(describe_thread(name, holds))
     owner = wait.owner()
@@ -62,7 +56,6 @@ def _stacks(idents: list[int], names: dict, frames: dict) -> str:
 
 def cycle_report(cycle: list[int], blocked: dict[int, wg.Wait], timeout: float) -> str:
     names, frames = _thread_names(), sys._current_frames()
-    _name_locks(cycle, blocked, frames)
     head = (
         f"deadlock: {len(cycle)} thread{'s' if len(cycle) > 1 else ''} wait for each other "
         f"in a cycle ({cycle_text([names.get(i, str(i)) for i in cycle])}), unchanged for "
@@ -81,7 +74,6 @@ def cycle_report(cycle: list[int], blocked: dict[int, wg.Wait], timeout: float) 
 
 def stuck_report(members: list[int], blocked: dict[int, wg.Wait], timeout: float) -> str:
     names, frames = _thread_names(), sys._current_frames()
-    _name_locks(members, blocked, frames)
     head = (
         f"deadlock: every thread of the test ({len(members)}) has been blocked for "
         f"{timeout:g} s (deadlock_timeout) and none of them can wake the others: "
@@ -103,7 +95,6 @@ def snapshot_report(test_ident: int | None, members: Iterable[int | None], inter
         frames[test_ident] = interrupted
     idents = sorted(i for i in members if i is not None)
     waits = wg.waits()
-    _name_locks(idents, waits, frames)
     lines = ["pytest-concurrency: the threads of the test when the timeout fired:", ""]
     for ident in idents:
         lines.append(_describe_thread(ident, waits.get(ident), names, frames))

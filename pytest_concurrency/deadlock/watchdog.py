@@ -124,7 +124,8 @@ class Watchdog:
         }
         if not blocked:
             return
-        cycle = find_cycle(waits_for(blocked))
+        started = [t.ident for t in threading.enumerate()]  # the order they started in
+        cycle = find_cycle(waits_for(blocked), order=[i for i in started if i in blocked])
         if cycle and now - max(blocked[i].since for i in cycle) >= self.timeout:
             report = cycle_report(cycle, blocked, self.timeout)
             self._fire(test, cycle, report)

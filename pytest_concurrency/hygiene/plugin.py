@@ -239,13 +239,13 @@ def _stop_threads(threads: list[threading.Thread]) -> str:
     frames = sys._current_frames()
     waits = wg.waits()
     stacks = [frames.get(thread.ident or 0) for thread in threads]
-    wg.name_locks([w.target for w in waits.values()], stacks)
     lines = [f"{len(threads)} thread(s) started by the test were still running after it:"]
     for thread, frame in zip(threads, stacks, strict=True):
         kind = "daemon" if thread.daemon else "non-daemon"
         lines.append(f"  {thread_label(thread.name)} ({kind})")
         wait = waits.get(thread.ident or 0)
         if wait is not None:
+            wg.name_locks([wait.target], [frame])
             lines.append(f"    waits for {wg.describe_wait(thread.ident or 0, wait, frame)}")
             lines.append(f"      at {user_site(frame)}")
         lines.append("    stack:")

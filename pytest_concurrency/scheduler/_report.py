@@ -400,7 +400,8 @@ def _owner_of(obj: Any) -> ThreadRecord | None:
 def _cycle(scheduler: Scheduler) -> list[ThreadRecord] | None:
     live = [t for t in scheduler.threads if t.state is not FINISHED]
     waits_for = {t: _owner_of(t.waiting_for) for t in live}
-    return find_cycle({t: o for t, o in waits_for.items() if o is not None and o.state is not FINISHED})
+    edges = {t: o for t, o in waits_for.items() if o is not None and o.state is not FINISHED}
+    return find_cycle(edges, order=live)
 
 
 def _taken_at(scheduler: Scheduler, lock: Any, thread: int) -> str | None:
@@ -415,6 +416,11 @@ def _taken_at(scheduler: Scheduler, lock: Any, thread: int) -> str | None:
     return None
 
 
+def _label(obj: Any, names: dict[int, str]) -> str:
+    describe = getattr(obj, "_describe", None)
+    return describe(names.get(id(obj))) if describe is not None else _describe_object(obj)
+
+
 def describe_deadlock(scheduler: Scheduler) -> str:
     frames = sys._current_frames()
     live = [t for t in scheduler.threads if t.state is not FINISHED]
@@ -425,18 +431,14 @@ def describe_deadlock(scheduler: Scheduler) -> str:
         ]
     else:
         lines = [f"every live thread is blocked ({len(live)}): nobody can go on."]
-    stacks = [frames.get(t.ident) if t.ident is not None else None for t in live]
-    objects = [lock for t in live for lock in t.held] + [t.waiting_for for t in live]
-    names = names_in_stacks(objects, stacks)
+    for t in live:
+        frame = frames.get(t.ident) if t.ident is not None else None
+        # Named as this thread's code calls them, next to its lines.
+        names = names_in_stacks([*t.held, t.waiting_for], [frame])
 
-    def label(obj: Any) -> str:
-        describe = getattr(obj, "_describe", None)
-        return describe(names.get(id(obj))) if describe is not None else _describe_object(obj)
-
-    for t, frame in zip(live, stacks, strict=True):
-        holds = [(label(lock), _taken_at(scheduler, lock, t.index)) for lock in t.held]
+        holds = [(_label(lock, names), _taken_at(scheduler, lock, t.index)) for lock in t.held]
         call = blocking_call(frame)
-        waited = _describe_object(t.waiting_for) if isinstance(t.waiting_for, ThreadRecord) else label(t.waiting_for)
+        waited = _describe_object(t.waiting_for) if isinstance(t.waiting_for, ThreadRecord) else _label(t.waiting_for, names)
         owner = _owner_of(t.waiting_for)
         in_call = f" in {call}()" if call else ""
         lines.extend(describe_thread(
