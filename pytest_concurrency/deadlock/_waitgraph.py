@@ -915,8 +915,10 @@ def _make_condition_class(base: type) -> type:
 
 
 def describe_wait(ident: int, wait: Wait, frame: FrameType | None) -> str:
-    """``Event.wait()`` / ``Lock#3.acquire()`` / ``join(Thread-2)``, from the live stack."""
+    """```done` (Event made at x.py:3) in Event.wait()`` / ```self.a` (Lock#1 made at
+    x.py:5) in Lock.acquire()`` / ``join() of thread 'worker'``, from the live stack."""
     target = wait.target
+    top = frame
     if wait.kind == "join":
         return f"join() of {thread_label(target.name)}"
     if wait.kind == "acquire":
@@ -932,7 +934,12 @@ def describe_wait(ident: int, wait: Wait, frame: FrameType | None) -> str:
         frame = frame.f_back
     if outer is not None and not isinstance(outer[0], threading.Condition):
         obj, method = outer
-        return f"{type(obj).__module__}.{type(obj).__qualname__}.{method}() ({target.describe()})"
+        kind = type(obj).__qualname__
+        name = names_in_stacks([obj], [top]).get(id(obj))
+        site = target.created
+        if name is None and site is not None:
+            name = assigned_name(site[0].co_filename, site[1], kind)
+        return f"{lock_label(kind, made_at(site), name)} in {kind}.{method}()"
     return f"{target.describe()} in Condition.wait()"
 
 
