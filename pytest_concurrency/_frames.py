@@ -9,8 +9,10 @@ same lock, thread and line the same way everywhere:
   when it is a call site: ``bank.py:41 in transfer: with src.lock:``
   (:func:`call_site`).  File names are relative to the current directory
   when the file is under it, else bare; never a path inside the plugin.
-- a lock: ```src.lock` (RLock made at bank.py:36)`` (:func:`lock_label`):
-  the name the student's code uses for it, its kind, where it was made.
+- a lock: ```src.lock` (RLock#1 made at bank.py:36)`` (:func:`lock_label`):
+  the name the thread's code uses for it (else the name the line that made
+  it gives it), its kind, its number in the report (in the order the locks
+  were made: :func:`renumber`), where it was made.
 - a thread: ``thread 'worker-1'`` (:func:`thread_label`).
 - a stack: the user frames only, outermost first, one call site a line.
 
@@ -192,12 +194,22 @@ def traceback_entries(tb: TracebackType | None) -> list[Entry]:
     return entries
 
 
+# The interpreter's scripts (bin/pytest): the runner, never the student's code.
+_SCRIPTS = tuple(
+    {os.path.abspath(p) + os.sep for p in (sysconfig.get_paths().get("scripts"), os.path.dirname(sys.executable)) if p}
+)
+
+
+def _shown(filename: str) -> bool:
+    return is_user_file(filename) and not os.path.abspath(filename).startswith(_SCRIPTS)
+
+
 def format_entries(
     entries: Sequence[Entry], indent: str = "    ", plumbing: Callable[[str], bool] | None = None
 ) -> str:
     """The user frames of a stack, one call site a line; the innermost library frames
     (never the plugin's) when no user code is on it.  ``plumbing``: more files to leave out."""
-    shown = [e for e in entries if is_user_file(e[0]) and not (plumbing and plumbing(e[0]))]
+    shown = [e for e in entries if _shown(e[0]) and not (plumbing and plumbing(e[0]))]
     if not shown:
         library = [e for e in entries if not is_plugin_file(e[0])]
         shown = library[-3:]
