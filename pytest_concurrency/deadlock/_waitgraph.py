@@ -62,7 +62,8 @@ SLICE = 0.05
 
 _serials = itertools.count(1)
 _OUR_FILE = __file__
-# Frames of these files are plumbing: a site is the first frame outside them.
+# The files of a primitive's own machinery: describe_wait walks past them to the
+# Event, Queue or Semaphore a condition belongs to.
 # (Found next to threading.py, not imported: most test runs never need them.)
 _STDLIB = os.path.dirname(threading.__file__)
 _PLUMBING = {_OUR_FILE, threading.__file__} | {
