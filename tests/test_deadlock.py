@@ -80,17 +80,15 @@ def test_abba_deadlock_is_reported_with_the_cycle_and_both_stacks(pytester: pyte
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines([
         "*DeadlockError: deadlock: 2 threads wait for each other in a cycle*",
-        "*thread 'worker-*'",
-        "*holds 'first' (Lock#*",
-        "*taken at *test_subject.py:* in forward: with first:",
-        "*waits for 'second' (Lock#*",
-        "*at *test_subject.py:* in forward: with second:",
-        "*held by 'worker-backward'",
+        "  thread 'worker-forward' holds `first` (Lock#1 made at test_subject.py:*)",
+        "      taken at test_subject.py:* in forward: with first:",
+        "    waits for `second` (Lock#2 made at test_subject.py:*) in Lock.acquire(), held by thread 'worker-backward'",
+        "      at test_subject.py:* in forward: with second:",
         "Stacks:",
         "*thread 'worker-*':",
-        "*File *test_subject.py*",
+        "*test_subject.py:* in *",
     ])
-    assert "holds 'second'" in result.stdout.str()
+    assert "thread 'worker-backward' holds `second`" in result.stdout.str()
     # Unwound threads are not also reported as lost exceptions.
     assert "PytestUnhandledThreadExceptionWarning" not in result.stdout.str()
     assert elapsed < RUN_LIMIT / 2
@@ -145,10 +143,10 @@ def test_a_lost_wakeup_is_reported_as_nobody_can_wake_anyone(pytester: pytest.Py
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines([
         "*deadlock: every thread of the test (2) has been blocked*lost wakeup*",
-        "*thread 'worker-consumer'",
-        "*waits for Condition.wait()*",
-        "*in consumer: cond.wait()*",
-        "*thread 'MainThread'",
+        "*thread 'worker-consumer' holds nothing",
+        "*waits for `cond` (Condition made at test_subject.py:*) in Condition.wait()",
+        "*at test_subject.py:* in consumer: cond.wait()*",
+        "*thread 'MainThread' holds nothing",
         "*waits for join() of thread 'worker-consumer'",
     ])
 
@@ -167,7 +165,7 @@ def test_a_join_on_a_thread_blocked_forever(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines([
         "*deadlock: every thread of the test*",
-        "*waits for queue.Queue.get()*",
+        "*waits for `jobs` (Queue made at test_subject.py:*) in Queue.get()*",
         "*waits for join() of thread 'worker-get'",
     ])
 
@@ -206,8 +204,8 @@ def test_semaphores_and_events_count_as_blocked(pytester: pytest.Pytester) -> No
     result = run(pytester, SEMAPHORE_AND_EVENT_DEADLOCK, then=AND_THE_RUN_GOES_ON)
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines([
-        "*waits for threading.Semaphore.acquire()*",
-        "*waits for threading.Event.wait()*",
+        "*waits for `slots` (Semaphore made at test_subject.py:*) in Semaphore.acquire()",
+        "*waits for `go` (Event made at test_subject.py:*) in Event.wait()",
     ])
 
 
@@ -342,8 +340,8 @@ def test_a_lock_held_through_a_condition_is_shown_where_the_with_is(pytester: py
     result.assert_outcomes(failed=1, passed=1)
     result.stdout.fnmatch_lines([
         "*deadlock: 2 threads wait for each other in a cycle*",
-        "*holds RLock#* (created at *test_subject.py:* in test_condition_and_lock: cond, lock = *",
-        "*taken at *test_subject.py:* in forward: with cond:",
+        "*holds `cond._lock` (RLock#* made at test_subject.py:*)",
+        "*taken at test_subject.py:* in forward: with cond:",
     ])
 
 
@@ -417,12 +415,12 @@ def test_pytest_timeout_is_the_last_guard_and_its_report_is_merged(pytester: pyt
         "*pytest-concurrency: the threads of the test when the timeout fired:*",
     ])
     result.stdout.fnmatch_lines([
-        "*thread 'MainThread'",
-        "*waits for threading.Event.wait()*",
-        "*at *test_subject.py:* in test_hangs_where_nobody_can_see: done.wait()*",
+        "*thread 'MainThread' holds nothing",
+        "*waits for `done` (Event made at 07_demo/test_subject.py:*) in Event.wait()",
+        "*at 07_demo/test_subject.py:* in test_hangs_where_nobody_can_see: done.wait()*",
     ])
     result.stdout.fnmatch_lines([
-        "*thread 'worker-raw'",
+        "*thread 'worker-raw' holds nothing",
         "*is not blocked on a watched primitive*",
         "*in stuck*",
     ])

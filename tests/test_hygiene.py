@@ -56,7 +56,8 @@ def test_a_thread_left_running_fails_the_exercise_test_and_is_stopped(pytester: 
     assert "thread 'leaked-spinner' (daemon)" in out
     assert "in spin" in out
     assert "thread 'leaked-waiter' (daemon)" in out
-    assert "waits for threading.Event.wait()" in out
+    assert "waits for `never` (Event made at 07_demo/test_subject.py:" in out
+    assert ") in Event.wait()" in out
     assert "Could not stop" not in out
 
 

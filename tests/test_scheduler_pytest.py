@@ -126,8 +126,8 @@ def test_a_deadlock_is_reported_with_the_cycle(pytester: pytest.Pytester):
     result.assert_outcomes(failed=1)
     output = result.stdout.str()
     assert "DeadlockError: every live thread is blocked" in output
-    assert re.search(r"T1 \(<lambda>\) holds `first` \(Lock#\d+ made at test_abba.py:\d+\)", output), output
-    assert "cycle: T1 (<lambda>) -> T2 (<lambda>) -> T1 (<lambda>)" in output
+    assert re.search(r"thread 'T1 \(<lambda>\)' holds `first` \(Lock#\d+ made at test_abba.py:\d+\)", output), output
+    assert "cycle: thread 'T1 (<lambda>)' -> thread 'T2 (<lambda>)' -> thread 'T1 (<lambda>)'" in output
     assert "with second:" in output
 
 

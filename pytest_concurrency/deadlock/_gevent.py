@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import sys
 import time
-import traceback
 from types import FrameType
 from typing import Any
 
-from . import _waitgraph as wg
+from .._frames import format_entries, frame_entries, traceback_entries
 
 # A greenlet that runs this long without yielding blocks every other greenlet.
 MAX_BLOCKING = 0.5
@@ -214,20 +213,7 @@ def format_stack(frame: FrameType | None, indent: str = "      ") -> str:
     """The user's part of a greenlet's stack (no gevent, greenlet, pytest or plugin frames)."""
     if frame is None:
         return indent + "(no stack)\n"
-    return _format_entries(traceback.extract_stack(frame), indent)
-
-
-def _format_entries(entries: Any, indent: str) -> str:
-    entries = [e for e in entries if e.filename not in _OURS]
-    runner = [i for i, e in enumerate(entries) if wg._is_runner(e.filename)]
-    if runner:
-        entries = entries[runner[-1] + 1:]
-    user = [e for e in entries if not _plumbing(e.filename)]
-    lines = "".join(traceback.format_list(user or entries))
-    return "".join(indent + line + "\n" for line in lines.rstrip("\n").split("\n"))
-
-
-_OURS = {__file__, wg.__file__}
+    return format_entries(frame_entries(frame), indent, _plumbing)
 
 
 def blocked_report(watch: Watch) -> str | None:
@@ -271,7 +257,7 @@ def loop_exit_report(error: BaseException) -> str:
         "forever."
     )
     lines = [head, "", "  the test's main greenlet waits at:"]
-    lines.append(_format_entries(traceback.extract_tb(error.__traceback__), "    ").rstrip("\n"))
+    lines.append(format_entries(traceback_entries(error.__traceback__), "    ", _plumbing).rstrip("\n"))
     waiting: list[Any] = []
     tree = _greenlet_tree(waiting)
     if tree:

@@ -35,11 +35,21 @@ import os
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from types import CodeType, FrameType
 from typing import Any
 
+from .._frames import (
+    assigned_name,
+    caller,
+    code_site,
+    first_user_frame,
+    is_user_file,
+    lock_label,
+    names_in_stacks,
+    thread_label,
+    where,
+)
 from ..errors import DeadlockError
 
 _get_ident = _thread.get_ident
@@ -52,7 +62,8 @@ SLICE = 0.05
 
 _serials = itertools.count(1)
 _OUR_FILE = __file__
-# Frames of these files are plumbing: a site is the first frame outside them.
+# The files of a primitive's own machinery: describe_wait walks past them to the
+# Event, Queue or Semaphore a condition belongs to.
 # (Found next to threading.py, not imported: most test runs never need them.)
 _STDLIB = os.path.dirname(threading.__file__)
 _PLUMBING = {_OUR_FILE, threading.__file__} | {
@@ -65,21 +76,19 @@ Site = tuple[CodeType, int]
 
 
 def _caller_site(frame: FrameType | None) -> Site | None:
-    while frame is not None and frame.f_code.co_filename in _PLUMBING:
-        frame = frame.f_back
+    """Where user code made or took something: see ``_frames.caller``."""
+    frame = caller(frame)
     return None if frame is None else (frame.f_code, frame.f_lineno)
 
 
 def format_site(site: Site | None) -> str:
-    """``file.py:12 in func: source line`` for a recorded site."""
-    if site is None:
-        return "?"
-    code, line = site
-    import linecache
+    """``file.py:12 in func: source line`` for a recorded site (``_frames.code_site``)."""
+    return "?" if site is None else code_site(*site)
 
-    source = linecache.getline(code.co_filename, line).strip()
-    where = f"{code.co_filename}:{line} in {code.co_name}"
-    return f"{where}: {source}" if source else where
+
+def made_at(site: Site | None) -> str | None:
+    """``file.py:12``: where a lock was made."""
+    return None if site is None else where(site[0].co_filename, site[1])
 
 
 class Held:
@@ -109,6 +118,14 @@ class Wait:
 
     def __repr__(self) -> str:
         return f"Wait({self.kind!r}, {self.target!r}, timed={self.timed}, since={self.since:.3f})"
+
+    def owner(self) -> int | None:
+        """The ident of the thread this wait waits for (a lock's owner, a joined thread), or None."""
+        if self.kind == "acquire":
+            return self.target._owner  # type: ignore[no-any-return]
+        if self.kind == "join":
+            return self.target.ident  # type: ignore[no-any-return]
+        return None
 
 
 class Holder:
@@ -211,7 +228,7 @@ def _line_at(code: CodeType, lasti: int) -> int | None:
 def _site_of(frame: FrameType | None, lasti: int) -> Site | None:
     if frame is None:
         return None
-    if frame.f_code.co_filename in _PLUMBING:  # an entry taken before we walked (should not happen)
+    if not is_user_file(frame.f_code.co_filename):  # taken by the stdlib for the user's code
         return _caller_site(frame)
     line = _line_at(frame.f_code, lasti)
     return (frame.f_code, line if line is not None else frame.f_lineno)
@@ -403,32 +420,23 @@ def _dropped(lock: Any) -> None:
     lock._holder = lock._below = lock._frame = None
 
 
-# id(lock) -> the name code uses for it ("a", "self._lock"), filled by name_locks().
+# id(lock) -> the name code uses for it ("a", "self._lock"), set by name_locks() for one report.
 lock_names: dict[int, str] = {}
 
 
-def _describe(lock: Any, kind: str) -> str:
+def _describe(lock: Any, kind: str, serial: int | None) -> str:
+    """The lock as every report names it (``_frames.lock_label``)."""
     name = lock_names.get(id(lock))
-    label = f"{name!r} ({kind}#{lock._serial}" if name else f"{kind}#{lock._serial} ("
-    return f"{label}{', ' if name else ''}created at {format_site(lock.created)})"
+    site = lock.created
+    if name is None and site is not None:
+        name = assigned_name(site[0].co_filename, site[1], kind)
+    return lock_label(kind, made_at(site), name, serial)
 
 
-def name_locks(frames: Iterable[FrameType | None]) -> None:
-    """Find the names the code uses for watched locks, in the locals of these stacks."""
+def name_locks(objects: Iterable[Any], frames: Iterable[FrameType | None]) -> None:
+    """For the report being made: the names the user code on these stacks uses for these objects."""
     lock_names.clear()
-    kinds = (InstrumentedLock, InstrumentedRLock)
-    for top in frames:
-        frame = top
-        while frame is not None:
-            if frame.f_code.co_filename != _OUR_FILE:
-                for name, value in list(frame.f_locals.items()):
-                    if isinstance(value, kinds):
-                        lock_names.setdefault(id(value), name)
-                    elif name == "self" and hasattr(value, "__dict__"):
-                        for attribute, inner in list(vars(value).items()):
-                            if isinstance(inner, kinds):
-                                lock_names.setdefault(id(inner), f"self.{attribute}")
-            frame = frame.f_back
+    lock_names.update(names_in_stacks(objects, frames))
 
 
 # The fast paths below are written out in full, method by method: on an
@@ -582,16 +590,15 @@ class InstrumentedLock:
 
     def __repr__(self) -> str:
         state = "locked" if self._raw.locked() else "unlocked"
-        return f"<{state} Lock#{self._serial} created at {format_site(self.created)}>"
+        return f"<{state} Lock#{self._serial} made at {made_at(self.created)}>"
 
     def describe(self) -> str:
-        return _describe(self, "Lock")
+        return _describe(self, "Lock", self._serial)
 
 
 def _user_frame(frame: FrameType) -> FrameType:
-    while frame.f_code.co_filename in _PLUMBING and frame.f_back is not None:
-        frame = frame.f_back
-    return frame
+    """The frame whose line a retaken lock shows (``_frames.caller``; ``frame`` at worst)."""
+    return caller(frame) or frame
 
 
 class InstrumentedRLock:
@@ -733,10 +740,10 @@ class InstrumentedRLock:
 
     def __repr__(self) -> str:
         state = "locked" if self._raw.locked() else "unlocked"
-        return f"<{state} RLock#{self._serial} count={self._count} created at {format_site(self.created)}>"
+        return f"<{state} RLock#{self._serial} count={self._count} made at {made_at(self.created)}>"
 
     def describe(self) -> str:
-        return _describe(self, "RLock")
+        return _describe(self, "RLock", self._serial)
 
 
 def _rlock_created_at(site: Site | None) -> InstrumentedRLock:
@@ -816,8 +823,7 @@ def _make_condition_class(base: type) -> type:
                 self._waiters.remove(waiter)
 
         def describe(self) -> str:
-            owner = _user_object(self)
-            return f"{owner} (created at {format_site(self.created)})"
+            return _describe(self, "Condition", None)
 
     class ConditionOnLock(InstrumentedCondition):
         # InstrumentedLock.__enter__ and __exit__, on self._lock.
@@ -909,18 +915,15 @@ def _make_condition_class(base: type) -> type:
     return InstrumentedCondition
 
 
-def _user_object(condition: Any) -> str:
-    """What a student sees: the Event, Semaphore, Queue… a condition belongs to."""
-    return f"Condition#{id(condition) & 0xFFFF:04x}"
-
-
 def describe_wait(ident: int, wait: Wait, frame: FrameType | None) -> str:
-    """``Event.wait()`` / ``Lock#3.acquire()`` / ``join(Thread-2)``, from the live stack."""
+    """```done` (Event made at x.py:3) in Event.wait()`` / ```self.a` (Lock#1 made at
+    x.py:5) in Lock.acquire()`` / ``join() of thread 'worker'``, from the live stack."""
     target = wait.target
+    top = frame
     if wait.kind == "join":
-        return f"join() of thread {target.name!r}"
+        return f"join() of {thread_label(target.name)}"
     if wait.kind == "acquire":
-        return f"{target.describe()}.acquire()"
+        return f"{target.describe()} in {type(target).__name__.replace('Instrumented', '')}.acquire()"
     # A condition: name the object of the outermost plumbing frame (Event, Queue, ...).
     outer = None
     while frame is not None and frame.f_code.co_filename in _PLUMBING:
@@ -932,39 +935,16 @@ def describe_wait(ident: int, wait: Wait, frame: FrameType | None) -> str:
         frame = frame.f_back
     if outer is not None and not isinstance(outer[0], threading.Condition):
         obj, method = outer
-        return f"{type(obj).__module__}.{type(obj).__qualname__}.{method}() (condition created at {format_site(target.created)})"
-    return f"Condition.wait() (condition created at {format_site(target.created)})"
+        kind = type(obj).__qualname__
+        name = names_in_stacks([obj], [top]).get(id(obj))
+        site = target.created
+        if name is None and site is not None:
+            name = assigned_name(site[0].co_filename, site[1], kind)
+        return f"{lock_label(kind, made_at(site), name)} in {kind}.{method}()"
+    return f"{target.describe()} in Condition.wait()"
 
 
-def user_frame(frame: FrameType | None) -> FrameType | None:
-    while frame is not None and frame.f_code.co_filename in _PLUMBING:
-        frame = frame.f_back
-    return frame
-
-
-def _is_runner(filename: str) -> bool:
-    return any(part in filename for part in _RUNNER_PARTS)
-
-
-_RUNNER_PARTS = ("/_pytest/", "/pluggy/", "/bin/pytest", "/execnet/", "/xdist/")
-
-
-def format_stack(frame: FrameType | None, indent: str = "    ") -> str:
-    """The stack of a live frame from the test's point of view.
-
-    Without pytest's and pluggy's frames before the test function, the
-    threading frames that start a thread, and this module's own frames.
-    """
-    if frame is None:
-        return indent + "(no stack: the thread has ended)\n"
-    entries = [e for e in traceback.extract_stack(frame) if e.filename != _OUR_FILE]
-    runner = [i for i, e in enumerate(entries) if _is_runner(e.filename)]
-    if runner:
-        entries = entries[runner[-1] + 1:]
-    while len(entries) > 1 and entries[0].filename == threading.__file__:
-        entries = entries[1:]
-    lines = "".join(traceback.format_list(entries))
-    return "".join(indent + line + "\n" for line in lines.rstrip("\n").split("\n"))
+user_frame = first_user_frame
 
 
 # ---------------------------------------------------------------- install

@@ -39,8 +39,6 @@ the lock-order check).
 
 from __future__ import annotations
 
-import _thread
-import contextlib
 import signal
 import sys
 import threading
@@ -48,7 +46,7 @@ import time
 import warnings
 from collections.abc import Generator
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -61,9 +59,8 @@ from ..hygiene.scope import (
 )
 from ..layout import in_exercise_folder
 from . import _waitgraph as wg
-
-if TYPE_CHECKING:
-    from . import _gevent as gw
+from .report import inversion_report, snapshot_report
+from .watchdog import TestState, Watchdog, test_threads
 
 DEADLOCK_TIMEOUT_HELP = (
     "real (uncontrolled) runs: a wait-for cycle, or every thread of the test blocked, "
@@ -85,289 +82,6 @@ class PotentialDeadlockWarning(pytest.PytestWarning):
 
 class EventLoopBlockedWarning(pytest.PytestWarning):
     """A greenlet ran for more than half a second without yielding to gevent's event loop."""
-
-
-class TestState:
-    """What the watchdog knows about the test that runs now."""
-
-    __slots__ = ("item", "thread", "baseline", "reports", "reported", "installed", "timeout_snapshot",
-                 "gevent", "unwinding")
-
-    def __init__(self, item: pytest.Item, thread: threading.Thread, baseline: set[threading.Thread]) -> None:
-        self.item = item
-        self.thread = thread
-        self.baseline = baseline  # the threads alive when it began
-        self.reports: list[str] = []  # the watchdog's verdicts
-        self.reported = 0  # how many of them a phase's report already gave
-        self.installed = False
-        self.timeout_snapshot: str | None = None
-        self.gevent: gw.Watch | None = None
-        self.unwinding: set[int] = set()  # idents of the threads the watchdog unwound
-
-
-class Watchdog:
-    """A daemon thread that looks at the wait-for graph while a test runs.
-
-    It sleeps until the earliest moment a verdict is possible: the deadline
-    (start + ``timeout``) of the oldest recorded wait with no timeout; a new
-    recorded wait wakes it (``_waitgraph.on_wait``).  With no such wait it
-    does not wake at all.  Past a deadline with no verdict (some thread still
-    runs) it looks again every ``tick``.
-    """
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        self.tick = max(0.01, min(0.1, timeout / 5))
-        self.test: TestState | None = None
-        self._stop = False
-        # A binary semaphore on a raw lock: locked = nothing new to look at.
-        self._wake = _thread.allocate_lock()
-        self._wake.acquire()
-        self._previous_on_wait: Any = None
-        self.thread = threading.Thread(
-            target=self._run, name="pytest-concurrency deadlock watchdog", daemon=True
-        )
-
-    def start(self) -> None:
-        if self.timeout > 0:
-            previous = self._previous_on_wait = wg.on_wait
-            wake = self.wake
-            if previous is None:
-                wg.on_wait = wake
-            else:  # a pytester run inside a test: wake both watchdogs
-                def both(wait: wg.Wait) -> None:
-                    wake(wait)
-                    previous(wait)
-                wg.on_wait = both
-            self.thread.start()
-
-    def wake(self, wait: Any = None) -> None:
-        with contextlib.suppress(RuntimeError):  # already awake
-            self._wake.release()
-
-    def stop(self) -> None:
-        self._stop = True
-        self.wake()
-        if self.thread.is_alive():
-            if wg.on_wait is not None:
-                wg.on_wait = self._previous_on_wait
-            self.thread.join(2)
-
-    def next_look(self) -> float | None:
-        """Seconds until a verdict may be possible; None: not until a wait is recorded."""
-        if self.test is None:
-            return None
-        soonest = None
-        for wait in list(wg._waits.values()):
-            if not wait.timed:
-                deadline = wait.since + self.timeout
-                soonest = deadline if soonest is None or deadline < soonest else soonest
-        if soonest is None:
-            return None
-        return max(soonest - time.monotonic(), self.tick if soonest <= time.monotonic() else 0.0)
-
-    def _run(self) -> None:
-        while not self._stop:
-            delay = self.next_look()
-            self._wake.acquire(True, -1 if delay is None else max(delay, 0.001))
-            test = self.test
-            if test is None or self._stop:
-                continue
-            try:
-                self.look(test)
-            except Exception as error:  # never let the watchdog die silently
-                print(f"pytest-concurrency: deadlock watchdog error: {error!r}", file=sys.stderr)
-
-    def look(self, test: TestState) -> None:
-        now = time.monotonic()
-        waits = wg.waits()
-        unwound = wg.unwound_idents()
-        blocked = {
-            ident: wait for ident, wait in waits.items() if not wait.timed and ident not in unwound
-        }
-        if not blocked:
-            return
-        cycle = find_cycle(blocked)
-        if cycle and now - max(blocked[i].since for i in cycle) >= self.timeout:
-            report = cycle_report(cycle, blocked, self.timeout)
-            self._fire(test, cycle, report)
-            return
-        members = test_threads(test)
-        if members is None or not members:
-            return
-        if all(ident in blocked for ident in members) and (
-            now - max(blocked[i].since for i in members) >= self.timeout
-        ):
-            report = stuck_report(sorted(members), blocked, self.timeout)
-            self._fire(test, sorted(members), report)
-
-    def _fire(self, test: TestState, idents: list[int], report: str) -> None:
-        test.unwinding.update(idents)
-        test.reports.append(report)  # first: the test must fail even if the threads unwind fast
-        for ident in idents:
-            wg.unwind(ident, report)
-
-
-def find_cycle(blocked: dict[int, wg.Wait]) -> list[int] | None:
-    """Thread idents of a wait-for cycle among ``blocked`` (owner edges and joins), or None."""
-    waits_for: dict[int, int] = {}
-    for ident, wait in blocked.items():
-        if wait.kind == "acquire":
-            owner = wait.target._owner
-        elif wait.kind == "join":
-            owner = wait.target.ident
-        else:
-            continue
-        if owner is not None:
-            waits_for[ident] = owner
-    for start in waits_for:
-        path: list[int] = []
-        node: int | None = start
-        while node is not None and node in waits_for and node not in path:
-            path.append(node)
-            node = waits_for[node]
-        if node is not None and node in path:
-            return path[path.index(node):]
-    return None
-
-
-def test_threads(test: TestState) -> set[int] | None:
-    """Idents of the test's own thread and of every thread started since it began.
-
-    None while a thread is being started (it cannot be blocked yet, but is not
-    running either: no verdict).
-    """
-    if getattr(threading, "_limbo", None):
-        return None
-    members = {test.thread.ident} if test.thread.is_alive() else set()
-    for thread in threading.enumerate():
-        if thread not in test.baseline and thread.ident is not None:
-            members.add(thread.ident)
-    members.discard(None)
-    return members  # type: ignore[return-value]
-
-
-def _thread_names() -> dict[int | None, str]:
-    return {t.ident: t.name for t in threading.enumerate()}
-
-
-def _holds(ident: int) -> list[wg.Held]:
-    return wg.held_by_thread().get(ident, [])
-
-
-def _describe_thread(ident: int, wait: wg.Wait | None, names: dict, frames: dict) -> str:
-    name = names.get(ident, f"thread {ident}")
-    frame = frames.get(ident)
-    lines = [f"  thread {name!r}"]
-    for held in _holds(ident):
-        lines.append(f"      holds {held.lock.describe()}")
-        lines.append(f"          taken at {wg.format_site(held.site)}")
-    if wait is not None:
-        lines.append(f"      waits for {wg.describe_wait(ident, wait, frame)}")
-        user = wg.user_frame(frame)
-        if user is not None:
-            lines.append(f"          at {wg.format_site((user.f_code, user.f_lineno))}")
-        owner = _owner_of(wait)
-        if owner is not None:
-            if wait.kind == "join":
-                lines.append(f"          (and {names.get(owner, owner)!r} does not end)")
-            else:
-                lines.append(f"          held by {names.get(owner, owner)!r}")
-    return "\n".join(lines)
-
-
-def _owner_of(wait: wg.Wait) -> int | None:
-    if wait.kind == "acquire":
-        return wait.target._owner
-    if wait.kind == "join":
-        return wait.target.ident
-    return None
-
-
-def _stacks(idents: list[int], names: dict, frames: dict) -> str:
-    parts = ["", "Stacks:"]
-    for ident in idents:
-        parts.append(f"  thread {names.get(ident, ident)!r}:")
-        parts.append(wg.format_stack(frames.get(ident), "    ").rstrip("\n"))
-    return "\n".join(parts)
-
-
-def cycle_report(cycle: list[int], blocked: dict[int, wg.Wait], timeout: float) -> str:
-    names, frames = _thread_names(), sys._current_frames()
-    wg.name_locks(frames.values())
-    chain = " -> ".join(repr(names.get(i, i)) for i in [*cycle, cycle[0]])
-    head = (
-        f"deadlock: {len(cycle)} thread{'s' if len(cycle) > 1 else ''} wait for each other "
-        f"in a cycle ({chain}), unchanged for {timeout:g} s (deadlock_timeout)."
-    )
-    if len(cycle) == 1:
-        head = (
-            f"deadlock: thread {names.get(cycle[0], cycle[0])!r} waits for a lock it holds "
-            f"itself, unchanged for {timeout:g} s (deadlock_timeout). Use an RLock, or "
-            "do not take the lock again."
-        )
-    body = [_describe_thread(i, blocked.get(i), names, frames) for i in cycle]
-    tail = "\nEach thread of the cycle was unwound with DeadlockError."
-    return "\n".join([head, "", *body, _stacks(cycle, names, frames), tail])
-
-
-def stuck_report(members: list[int], blocked: dict[int, wg.Wait], timeout: float) -> str:
-    names, frames = _thread_names(), sys._current_frames()
-    wg.name_locks(frames.values())
-    head = (
-        f"deadlock: every thread of the test ({len(members)}) has been blocked for "
-        f"{timeout:g} s (deadlock_timeout) and none of them can wake the others: "
-        "a lost wakeup (notify or set before the wait, a missing release), or a join "
-        "on a thread that waits forever."
-    )
-    body = [_describe_thread(i, blocked.get(i), names, frames) for i in members]
-    tail = "\nEvery one of these threads was unwound with DeadlockError."
-    return "\n".join([head, "", *body, _stacks(members, names, frames), tail])
-
-
-def snapshot_report(test: TestState, interrupted: Any = None) -> str:
-    """What each thread of the test was doing: for the pytest-timeout message.
-
-    ``interrupted``: the test thread's frame that a signal handler interrupted.
-    """
-    names, frames = _thread_names(), sys._current_frames()
-    if interrupted is not None:
-        frames[test.thread.ident] = interrupted
-    wg.name_locks(frames.values())
-    waits = wg.waits()
-    members = test_threads(test) or {test.thread.ident}
-    lines = ["pytest-concurrency: the threads of the test when the timeout fired:", ""]
-    for ident in sorted(i for i in members if i is not None):
-        lines.append(_describe_thread(ident, waits.get(ident), names, frames))
-        if ident not in waits:
-            lines.append("      is not blocked on a watched primitive (running, sleeping, in I/O, or")
-            lines.append("      blocked on a _thread lock or in native code)")
-        lines.append(wg.format_stack(frames.get(ident), "      ").rstrip("\n"))
-    replaced = wg.replaced_by_someone_else()
-    if replaced:
-        lines.append("")
-        lines.append("The code under test replaced " + ", ".join(replaced) + ": its waits are not watched.")
-    return "\n".join(lines)
-
-
-def inversion_report(inversions: list[tuple[wg.OrderEdge, list[wg.OrderEdge]]]) -> str:
-    parts = [
-        "potential deadlock: locks taken in opposite orders (a lock-order inversion). "
-        "The test passed this time, but with other timing these threads deadlock. "
-        "Take the locks in one fixed order everywhere.",
-    ]
-    for closing, path in inversions:
-        parts.append("")
-        parts.append(f"  thread {closing.thread!r} took {closing.first.describe()}")
-        parts.append(f"      at {wg.format_site(closing.first_site)}")
-        parts.append(f"    then {closing.second.describe()}")
-        parts.append(f"      at {wg.format_site(closing.second_site)}")
-        for edge in path:
-            parts.append(f"  while thread {edge.thread!r} took {edge.first.describe()}")
-            parts.append(f"      at {wg.format_site(edge.first_site)}")
-            parts.append(f"    then {edge.second.describe()}")
-            parts.append(f"      at {wg.format_site(edge.second_site)}")
-    return "\n".join(parts)
 
 
 # ---------------------------------------------------------------- pytest hooks
@@ -604,16 +318,20 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> Generator:
 
         def snapshot_then_fail(signum: int, frame: Any) -> None:
             __tracebackhide__ = True
-            test.timeout_snapshot = snapshot_report(test, frame)
+            test.timeout_snapshot = snapshot_report(test.thread.ident, _members(test), frame)
             theirs(signum, frame)
 
         signal.signal(signal.SIGALRM, snapshot_then_fail)
     return result
 
 
+def _members(test: TestState) -> set[int | None]:
+    return test_threads(test) or {test.thread.ident}
+
+
 def _merge_timeout(test: TestState, error: BaseException) -> BaseException:
     """pytest-timeout's failure, with the wait-for graph; the blocked threads are unwound."""
-    report = test.timeout_snapshot or snapshot_report(test)
+    report = test.timeout_snapshot or snapshot_report(test.thread.ident, _members(test))
     for ident in test_threads(test) or ():
         if ident != test.thread.ident:
             wg.unwind(ident, f"unwound after pytest-timeout fired in {test.item.nodeid}")

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .._frames import format_stack, renumber, thread_label, user_site
 from ..deadlock import _waitgraph as wg
 from ..errors import DeadlockError
 from .scope import HYGIENE_SCOPE_HELP, forget_threads_at_start, is_strict, threads_at_start
@@ -211,7 +212,7 @@ def check(item: pytest.Item, test: TestHygiene) -> list[str]:
         problems.append(greenlets)
     for error in test.thread_errors:
         problems.append(
-            f"exception in thread {error.thread_name!r}, which nobody could see (a thread's "
+            f"exception in {thread_label(error.thread_name)}, which nobody could see (a thread's "
             f"exception is not raised by join): catch it in the thread and hand it over.\n\n{error.text}"
         )
     test.thread_errors.clear()
@@ -237,14 +238,18 @@ def _async_raise(thread: threading.Thread, exception: type[BaseException]) -> No
 def _stop_threads(threads: list[threading.Thread]) -> str:
     frames = sys._current_frames()
     waits = wg.waits()
+    stacks = [frames.get(thread.ident or 0) for thread in threads]
     lines = [f"{len(threads)} thread(s) started by the test were still running after it:"]
-    for thread in threads:
+    for thread, frame in zip(threads, stacks, strict=True):
         kind = "daemon" if thread.daemon else "non-daemon"
-        lines.append(f"  thread {thread.name!r} ({kind})")
+        lines.append(f"  {thread_label(thread.name)} ({kind})")
         wait = waits.get(thread.ident or 0)
         if wait is not None:
-            lines.append(f"      waits for {wg.describe_wait(thread.ident or 0, wait, frames.get(thread.ident or 0))}")
-        lines.append(wg.format_stack(frames.get(thread.ident or 0), "      ").rstrip("\n"))
+            wg.name_locks([wait.target], [frame])
+            lines.append(f"    waits for {wg.describe_wait(thread.ident or 0, wait, frame)}")
+            lines.append(f"      at {user_site(frame)}")
+        lines.append("    stack:")
+        lines.append(format_stack(frame, "      ").rstrip("\n"))
     message = "thread left running by the test, stopped by pytest-concurrency's hygiene check"
     for thread in threads:
         if thread.ident is not None and thread.ident in waits:
@@ -261,7 +266,7 @@ def _stop_threads(threads: list[threading.Thread]) -> str:
     )
     if stuck:
         lines.append(f"Could not stop {stuck} (blocked outside Python): left for the end of the session.")
-    return "\n".join(lines)
+    return renumber("\n".join(lines))
 
 
 def _leaked_greenlets(test: TestHygiene) -> str | None:
@@ -278,7 +283,7 @@ def _leaked_greenlets(test: TestHygiene) -> str | None:
         lines.append(f"  {greenlet!r}")
         frame = getattr(greenlet, "gr_frame", None)
         if frame is not None:
-            lines.append(wg.format_stack(frame, "      ").rstrip("\n"))
+            lines.append(format_stack(frame, "      ").rstrip("\n"))
     try:
         gevent.killall(leaked, block=True, timeout=STOP_PATIENCE)
     except Exception as error:  # a greenlet may refuse to die: say so, go on

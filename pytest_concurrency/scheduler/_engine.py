@@ -24,11 +24,12 @@ from collections.abc import Callable, Sequence
 from types import CodeType, FrameType
 from typing import Any
 
+from .._frames import first_user_frame, frame_site, thread_label
 from ..errors import ConcurrencyError, DeadlockError, LivelockError
 from . import _import_time, _patching, _real, _state, _workers
 from ._report import describe_deadlock, describe_loop, observe
 from ._state import BLOCKED, FINISHED, RUNNABLE, ThreadRecord, _Abort, add_note
-from ._tracing import describe_user_frame, make_tracer, user_frames
+from ._tracing import make_tracer
 
 DEFAULT_MAX_STEPS = 200_000
 DEFAULT_FAIR_SLICE = 2_000
@@ -349,11 +350,12 @@ class Scheduler:
         where = "the very call of its callable" if stuck is not None else "an unknown place"
         if stuck is not None and stuck.ident is not None:
             frame = sys._current_frames().get(stuck.ident)
-            if frame is not None and any(True for _ in user_frames(frame)):
-                where = describe_user_frame(frame)
-        name = stuck.name if stuck is not None else "?"
+            user = first_user_frame(frame)
+            if user is not None:
+                where = frame_site(user)
+        name = thread_label(stuck.name) if stuck is not None else "a thread"
         self.failure = UncontrolledBlockingError(
-            f"thread {name} has been stuck for {self.stall_timeout:.0f} s at {where}, in a call "
+            f"{name} has been stuck for {self.stall_timeout:.0f} s at {where}, in a call "
             "the scheduler does not control (a lock or Event created before the test "
             "started patching, e.g. at import time; real I/O; a C extension). Create the "
             "primitives inside the test (or the callables), and keep real I/O out of "

@@ -15,12 +15,11 @@ from __future__ import annotations
 import itertools
 import sys
 from collections import deque
-from types import FrameType
 from typing import Any
 
+from .._frames import assigned_name, first_user_frame, lock_label, where
 from . import _real, _state
 from ._state import ThreadRecord, _Abort
-from ._tracing import is_user_file
 
 _controlled = _state.controlled
 _get_ident = _real.get_ident
@@ -30,21 +29,17 @@ _making = _real.allocate_lock()
 
 def _creation_site(depth: int = 2) -> tuple[str, int] | None:
     """(file, line) of the user code that made the primitive (the stdlib may be in between)."""
-    frame: FrameType | None = sys._getframe(depth)
-    while frame is not None:
-        code = frame.f_code
-        if is_user_file(code.co_filename):
-            return code.co_filename, frame.f_lineno
-        frame = frame.f_back
-    return None
+    frame = first_user_frame(sys._getframe(depth))
+    return None if frame is None else (frame.f_code.co_filename, frame.f_lineno)
 
 
-def _site_text(site: tuple[str, int] | None) -> str:
+def _label(obj: Any, site: tuple[str, int] | None, name: str | None = None) -> str:
+    """The primitive as every report names it (see ``_frames.lock_label``)."""
     if site is None:
-        return ""
-    import os
-
-    return f" made at {os.path.basename(site[0])}:{site[1]}"
+        return lock_label(obj._kind, None, name, obj._c_serial)
+    return lock_label(
+        obj._kind, where(*site), name or assigned_name(site[0], site[1], obj._kind), obj._c_serial
+    )
 
 
 def _deadline(record: ThreadRecord, timeout: float | None) -> float | None:
@@ -56,7 +51,8 @@ def _deadline(record: ThreadRecord, timeout: float | None) -> float | None:
 class _ControlledLockBase:
     """What Lock and RLock share: the real lock for other threads, the controlled state."""
 
-    __slots__ = ("_real", "_c_owner", "_c_count", "_c_waiters", "_c_serial", "_c_site", "__weakref__")
+    __slots__ = ("_real", "_c_owner", "_c_count", "_c_waiters", "_c_serial", "_c_site", "_c_taken",
+                 "__weakref__")
     _kind = "Lock"
 
     def __init__(self, real: Any, count: int | None) -> None:
@@ -66,6 +62,7 @@ class _ControlledLockBase:
         self._c_waiters: list[ThreadRecord] = []
         self._c_serial = next(_serial)
         self._c_site = _creation_site(3)
+        self._c_taken = -1  # the length of the scheduler's trace when it was taken (for reports)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         record = _controlled.get(_get_ident())
@@ -89,8 +86,8 @@ class _ControlledLockBase:
     def _at_fork_reinit(self) -> None:
         self._real._at_fork_reinit()
 
-    def _describe(self) -> str:
-        return f"{self._kind}#{self._c_serial}{_site_text(self._c_site)}"
+    def _describe(self, name: str | None = None) -> str:
+        return _label(self, self._c_site, name)
 
     def _c_acquire(self, record: ThreadRecord, blocking: bool, timeout: float) -> bool:
         if not blocking and timeout != -1:
@@ -114,6 +111,7 @@ class _ControlledLockBase:
 
     def _take(self, record: ThreadRecord) -> None:
         self._c_owner = record
+        self._c_taken = len(record.scheduler.trace)
         if self._c_count is not None:
             self._c_count = 1
         record.held.append(self)
@@ -279,8 +277,8 @@ class Condition:
 
     _kind = "Condition"
 
-    def _describe(self) -> str:
-        return f"Condition#{self._c_serial}{_site_text(self._c_site)}"
+    def _describe(self, name: str | None = None) -> str:
+        return _label(self, self._c_site, name)
 
     def __repr__(self) -> str:
         return f"<{self._describe()} ({len(self._c_waiters)} controlled waiters)>"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bisect
 import dis
-import linecache
 import os
 import sys
 import threading
@@ -12,9 +11,21 @@ from collections import Counter
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
+from .._frames import (
+    code_site,
+    cycle_text,
+    describe_thread,
+    find_cycle,
+    is_user_file,
+    names_in_stacks,
+    renumber,
+    source_line,
+    thread_label,
+    user_site,
+    where,
+)
 from . import _primitives
 from ._state import FINISHED, ThreadRecord
-from ._tracing import is_user_file, user_frames
 
 if TYPE_CHECKING:
     from ._engine import Scheduler
@@ -46,14 +57,8 @@ def line_of(code: CodeType, offset: int) -> int | None:
     return lines[position] if position >= 0 else code.co_firstlineno
 
 
-def source_line(filename: str, line: int | None) -> str:
-    if line is None:
-        return ""
-    return linecache.getline(filename, line).strip()
-
-
-def where(code: CodeType, line: int | None) -> str:
-    return f"{os.path.basename(code.co_filename)}:{line}"
+def _where(code: CodeType, line: int | None) -> str:
+    return where(code.co_filename, line)
 
 
 # --------------------------------------------------- values read and written
@@ -283,7 +288,7 @@ def format_story(scheduler: Scheduler, limit: int = 150, *, numbered: bool = Tru
             key = (thread, code, line)
             if key != previous_key:
                 lines.append(
-                    f"{names[thread]:<{width}}  {where(code, line):<18}  "
+                    f"{names[thread]:<{width}}  {_where(code, line):<18}  "
                     f"{source_line(code.co_filename, line)}"
                 )
                 notes.append([])
@@ -341,7 +346,7 @@ def _describe_object(obj: Any) -> str:
     if describe is not None:
         return describe()
     if isinstance(obj, ThreadRecord):
-        return f"thread {obj.name} to end"
+        return f"{thread_label(obj.name)} to end"
     if obj == "sleep":
         return "time to pass"
     return repr(obj)
@@ -385,14 +390,6 @@ def blocking_call(frame: FrameType | None) -> str | None:
     return qualname
 
 
-def _site(frame: FrameType | None) -> str:
-    for user in user_frames(frame):
-        line = source_line(user.f_code.co_filename, user.f_lineno)
-        text = f"{os.path.basename(user.f_code.co_filename)}:{user.f_lineno}"
-        return f"{text} `{line}`" if line else text
-    return "(no user code on its stack)"
-
-
 def _owner_of(obj: Any) -> ThreadRecord | None:
     if isinstance(obj, ThreadRecord):
         return obj
@@ -401,46 +398,27 @@ def _owner_of(obj: Any) -> ThreadRecord | None:
 
 
 def _cycle(scheduler: Scheduler) -> list[ThreadRecord] | None:
-    for start in scheduler.threads:
-        seen: list[ThreadRecord] = []
-        node: ThreadRecord | None = start
-        while node is not None and node.state is not FINISHED and node not in seen:
-            seen.append(node)
-            node = _owner_of(node.waiting_for)
-        if node is not None and node in seen:
-            return seen[seen.index(node):]
+    live = [t for t in scheduler.threads if t.state is not FINISHED]
+    waits_for = {t: _owner_of(t.waiting_for) for t in live}
+    edges = {t: o for t, o in waits_for.items() if o is not None and o.state is not FINISHED}
+    return find_cycle(edges, order=live)
+
+
+def _taken_at(scheduler: Scheduler, lock: Any, thread: int) -> str | None:
+    """Where ``thread`` took ``lock``: the last line of user code it ran before."""
+    end = getattr(lock, "_c_taken", -1)
+    for index in range(min(end, len(scheduler.trace)) - 1, -1, -1):
+        who, code, offset, _ = scheduler.trace[index]
+        if who == thread and code is not None:
+            line = line_of(code, offset)
+            if line is not None:
+                return code_site(code, line)
     return None
 
 
-def _name_in(obj: Any, frame: FrameType | None) -> str | None:
-    """How the user code on this stack calls obj: ``a``, ``self.lock``, ``src.lock``."""
-    for user in user_frames(frame):
-        try:
-            local_values = dict(user.f_locals)
-        except Exception:  # noqa: BLE001 - a report must not fail
-            continue
-        for name, value in local_values.items():
-            if value is obj:
-                return name
-        for name, value in local_values.items():
-            try:
-                namespace = object.__getattribute__(value, "__dict__")
-            except AttributeError:
-                continue
-            if isinstance(namespace, dict):
-                for attribute, inner in namespace.items():
-                    if inner is obj:
-                        return f"{name}.{attribute}"
-        for name, value in list(user.f_globals.items()):
-            if value is obj:
-                return name
-    return None
-
-
-def _label(obj: Any, frame: FrameType | None) -> str:
-    text = _describe_object(obj)
-    name = _name_in(obj, frame)
-    return f"`{name}` ({text})" if name else text
+def _label(obj: Any, names: dict[int, str]) -> str:
+    describe = getattr(obj, "_describe", None)
+    return describe(names.get(id(obj))) if describe is not None else _describe_object(obj)
 
 
 def describe_deadlock(scheduler: Scheduler) -> str:
@@ -455,23 +433,21 @@ def describe_deadlock(scheduler: Scheduler) -> str:
         lines = [f"every live thread is blocked ({len(live)}): nobody can go on."]
     for t in live:
         frame = frames.get(t.ident) if t.ident is not None else None
-        holds = ", ".join(_label(lock, frame) for lock in t.held) or "nothing"
+        # Named as this thread's code calls them, next to its lines.
+        names = names_in_stacks([*t.held, t.waiting_for], [frame])
+
+        holds = [(_label(lock, names), _taken_at(scheduler, lock, t.index)) for lock in t.held]
         call = blocking_call(frame)
-        waited = (
-            _describe_object(t.waiting_for)
-            if isinstance(t.waiting_for, ThreadRecord)
-            else _label(t.waiting_for, frame)
-        )
+        waited = _describe_object(t.waiting_for) if isinstance(t.waiting_for, ThreadRecord) else _label(t.waiting_for, names)
         owner = _owner_of(t.waiting_for)
-        if owner is not None and not isinstance(t.waiting_for, ThreadRecord):
-            waited += f" (held by {owner.name})"
         in_call = f" in {call}()" if call else ""
-        lines.append(f"  {t.name} holds {holds}; waits{in_call} for {waited}")
-        lines.append(f"      at {_site(frame)}")
+        lines.extend(describe_thread(
+            t.name, holds, f"{waited}{in_call}", user_site(frame),
+            owner.name if owner is not None and not isinstance(t.waiting_for, ThreadRecord) else None,
+        ))
     cycle = _cycle(scheduler)
     if cycle:
-        path = " -> ".join(t.name for t in cycle + cycle[:1])
-        lines.append(f"  cycle: {path} (each waits for the next)")
+        lines.append(f"  cycle: {cycle_text([t.name for t in cycle])} (each waits for the next)")
     else:
         lines.append(
             "  no cycle of lock owners: a thread waits for a notify, an Event, a queue item or "
@@ -482,19 +458,6 @@ def describe_deadlock(scheduler: Scheduler) -> str:
     return renumber("\n".join(lines))
 
 
-def renumber(text: str) -> str:
-    """Lock#1, Lock#2... in order of first mention (serials count every lock ever made)."""
-    import re
-
-    numbers: dict[str, int] = {}
-
-    def replace(match: re.Match[str]) -> str:
-        number = numbers.setdefault(match.group(2), len(numbers) + 1)
-        return f"{match.group(1)}#{number}"
-
-    return re.sub(r"\b(Lock|RLock|Condition)#(\d+)", replace, text)
-
-
 def describe_loop(scheduler: Scheduler, record: ThreadRecord) -> str:
     recent = [
         (code, line_of(code, offset))
@@ -502,9 +465,6 @@ def describe_loop(scheduler: Scheduler, record: ThreadRecord) -> str:
         if thread == record.index and code is not None
     ]
     if not recent:
-        return f"thread {record.name} was running."
+        return f"{thread_label(record.name)} was running."
     (code, line), _count = Counter(recent).most_common(1)[0]
-    return (
-        f"thread {record.name} loops at {where(code, line)} "
-        f"`{source_line(code.co_filename, line)}`"
-    )
+    return f"{thread_label(record.name)} loops at {code_site(code, line)}"

@@ -11,51 +11,13 @@ would make a replay differ from the run it replays.)
 
 from __future__ import annotations
 
-import os
 import sys
-import sysconfig
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
 
+from .._frames import is_user_file
 from . import _real, _state
-
-_PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-
-
-def _library_prefixes() -> tuple[str, ...]:
-    prefixes = {_PLUGIN_DIR}
-    paths = sysconfig.get_paths()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        if paths.get(key):
-            prefixes.add(os.path.realpath(paths[key]) + os.sep)
-            prefixes.add(os.path.abspath(paths[key]) + os.sep)
-    for path in sys.path:
-        if path.endswith(("site-packages", "dist-packages")):
-            prefixes.add(os.path.abspath(path) + os.sep)
-    return tuple(sorted(prefixes))
-
-
-_LIBRARY = _library_prefixes()
-_user_file_cache: dict[str, bool] = {}
-
-
-def is_user_file(filename: str) -> bool:
-    """True for code the scheduler may preempt: not stdlib, site-packages or the plugin.
-
-    >>> is_user_file(os.__file__)
-    False
-    """
-    known = _user_file_cache.get(filename)
-    if known is None:
-        if filename.startswith("<"):
-            # <frozen importlib._bootstrap> is the stdlib; <string> is user code (exec).
-            known = not filename.startswith("<frozen")
-        else:
-            path = os.path.abspath(filename)
-            known = not path.startswith(_LIBRARY)
-        _user_file_cache[filename] = known
-    return known
 
 
 class SettraceTracer:
@@ -204,21 +166,3 @@ def make_tracer(frame_tracer: Callable[[CodeType], Any]):
     if _real.HAS_MONITORING:
         return MonitoringTracer()
     return SettraceTracer(frame_tracer)
-
-
-def user_frames(frame: FrameType | None):
-    while frame is not None:
-        if is_user_file(frame.f_code.co_filename):
-            yield frame
-        frame = frame.f_back
-
-
-def describe_user_frame(frame: FrameType | None) -> str:
-    import linecache
-
-    for user in user_frames(frame):
-        line = linecache.getline(user.f_code.co_filename, user.f_lineno).strip()
-        where = f"{os.path.basename(user.f_code.co_filename)}:{user.f_lineno}"
-        return f"{where} `{line}`" if line else where
-    return "an unknown place (no user code on the stack)"
-

@@ -1,0 +1,172 @@
+"""The watchdog: a daemon thread that looks at the wait-for graph while a test runs.
+
+Its verdicts (a cycle, or every thread of the test blocked, that lasts
+``deadlock_timeout``) are reports (:mod:`.report`) that fail the test; the
+threads concerned are unwound with DeadlockError (:func:`._waitgraph.unwind`).
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .._frames import find_cycle
+from . import _waitgraph as wg
+from .report import cycle_report, stuck_report
+
+if TYPE_CHECKING:
+    from . import _gevent as gw
+
+
+class TestState:
+    """What the watchdog knows about the test that runs now."""
+
+    __slots__ = ("item", "thread", "baseline", "reports", "reported", "installed", "timeout_snapshot",
+                 "gevent", "unwinding")
+
+    def __init__(self, item: pytest.Item, thread: threading.Thread, baseline: set[threading.Thread]) -> None:
+        self.item = item
+        self.thread = thread
+        self.baseline = baseline  # the threads alive when it began
+        self.reports: list[str] = []  # the watchdog's verdicts
+        self.reported = 0  # how many of them a phase's report already gave
+        self.installed = False
+        self.timeout_snapshot: str | None = None
+        self.gevent: gw.Watch | None = None
+        self.unwinding: set[int] = set()  # idents of the threads the watchdog unwound
+
+
+class Watchdog:
+    """A daemon thread that looks at the wait-for graph while a test runs.
+
+    It sleeps until the earliest moment a verdict is possible: the deadline
+    (start + ``timeout``) of the oldest recorded wait with no timeout; a new
+    recorded wait wakes it (``_waitgraph.on_wait``).  With no such wait it
+    does not wake at all.  Past a deadline with no verdict (some thread still
+    runs) it looks again every ``tick``.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.tick = max(0.01, min(0.1, timeout / 5))
+        self.test: TestState | None = None
+        self._stop = False
+        # A binary semaphore on a raw lock: locked = nothing new to look at.
+        self._wake = _thread.allocate_lock()
+        self._wake.acquire()
+        self._previous_on_wait: Any = None
+        self.thread = threading.Thread(
+            target=self._run, name="pytest-concurrency deadlock watchdog", daemon=True
+        )
+
+    def start(self) -> None:
+        if self.timeout > 0:
+            previous = self._previous_on_wait = wg.on_wait
+            wake = self.wake
+            if previous is None:
+                wg.on_wait = wake
+            else:  # a pytester run inside a test: wake both watchdogs
+                def both(wait: wg.Wait) -> None:
+                    wake(wait)
+                    previous(wait)
+                wg.on_wait = both
+            self.thread.start()
+
+    def wake(self, wait: Any = None) -> None:
+        with contextlib.suppress(RuntimeError):  # already awake
+            self._wake.release()
+
+    def stop(self) -> None:
+        self._stop = True
+        self.wake()
+        if self.thread.is_alive():
+            if wg.on_wait is not None:
+                wg.on_wait = self._previous_on_wait
+            self.thread.join(2)
+
+    def next_look(self) -> float | None:
+        """Seconds until a verdict may be possible; None: not until a wait is recorded."""
+        if self.test is None:
+            return None
+        soonest = None
+        for wait in list(wg._waits.values()):
+            if not wait.timed:
+                deadline = wait.since + self.timeout
+                soonest = deadline if soonest is None or deadline < soonest else soonest
+        if soonest is None:
+            return None
+        return max(soonest - time.monotonic(), self.tick if soonest <= time.monotonic() else 0.0)
+
+    def _run(self) -> None:
+        while not self._stop:
+            delay = self.next_look()
+            self._wake.acquire(True, -1 if delay is None else max(delay, 0.001))
+            test = self.test
+            if test is None or self._stop:
+                continue
+            try:
+                self.look(test)
+            except Exception as error:  # never let the watchdog die silently
+                print(f"pytest-concurrency: deadlock watchdog error: {error!r}", file=sys.stderr)
+
+    def look(self, test: TestState) -> None:
+        now = time.monotonic()
+        waits = wg.waits()
+        unwound = wg.unwound_idents()
+        blocked = {
+            ident: wait for ident, wait in waits.items() if not wait.timed and ident not in unwound
+        }
+        if not blocked:
+            return
+        started = [t.ident for t in threading.enumerate()]  # the order they started in
+        cycle = find_cycle(waits_for(blocked), order=[i for i in started if i in blocked])
+        if cycle and now - max(blocked[i].since for i in cycle) >= self.timeout:
+            report = cycle_report(cycle, blocked, self.timeout)
+            self._fire(test, cycle, report)
+            return
+        members = test_threads(test)
+        if members is None or not members:
+            return
+        if all(ident in blocked for ident in members) and (
+            now - max(blocked[i].since for i in members) >= self.timeout
+        ):
+            report = stuck_report(sorted(members), blocked, self.timeout)
+            self._fire(test, sorted(members), report)
+
+    def _fire(self, test: TestState, idents: list[int], report: str) -> None:
+        test.unwinding.update(idents)
+        test.reports.append(report)  # first: the test must fail even if the threads unwind fast
+        for ident in idents:
+            wg.unwind(ident, report)
+
+
+def waits_for(blocked: dict[int, wg.Wait]) -> dict[int, int]:
+    """The wait-for graph among ``blocked``: ident -> the ident it waits for (owners, joins)."""
+    edges = {}
+    for ident, wait in blocked.items():
+        owner = wait.owner()
+        if owner is not None:
+            edges[ident] = owner
+    return edges
+
+
+def test_threads(test: TestState) -> set[int] | None:
+    """Idents of the test's own thread and of every thread started since it began.
+
+    None while a thread is being started (it cannot be blocked yet, but is not
+    running either: no verdict).
+    """
+    if getattr(threading, "_limbo", None):
+        return None
+    members = {test.thread.ident} if test.thread.is_alive() else set()
+    for thread in threading.enumerate():
+        if thread not in test.baseline and thread.ident is not None:
+            members.add(thread.ident)
+    members.discard(None)
+    return members  # type: ignore[return-value]
