@@ -122,9 +122,9 @@ class Wait:
     def owner(self) -> int | None:
         """The ident of the thread this wait waits for (a lock's owner, a joined thread), or None."""
         if self.kind == "acquire":
-            return self.target._owner  # type: ignore[no-any-return]
+            return self.target._owner
         if self.kind == "join":
-            return self.target.ident  # type: ignore[no-any-return]
+            return self.target.ident
         return None
 
 
@@ -176,7 +176,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def _my_holder() -> Holder:
     try:
-        return _local.holder  # type: ignore[no-any-return]
+        return _local.holder
     except AttributeError:
         return _new_holder()
 
@@ -585,7 +585,7 @@ class InstrumentedLock:
 
     def _at_fork_reinit(self) -> None:
         _dropped(self)  # unlocked in the child: off its holder's stack
-        self._raw._at_fork_reinit()
+        self._raw._at_fork_reinit()  # type: ignore[attr-defined]
         self._holder = self._below = self._frame = None
 
     def __repr__(self) -> str:
@@ -661,8 +661,8 @@ class InstrumentedRLock:
         count = self._count = self._count - 1
         if count == 0:
             self._holder = self._frame = None
-            if holder.top is self:
-                holder.top = self._below
+            if holder.top is self:  # type: ignore[union-attr]
+                holder.top = self._below  # type: ignore[union-attr]
             else:
                 self._holder = holder
                 _dropped(self)
@@ -681,8 +681,8 @@ class InstrumentedRLock:
         count = self._count = self._count - 1
         if count == 0:
             self._holder = self._frame = None
-            if holder.top is self:  # type: ignore[union-attr]
-                holder.top = self._below  # type: ignore[union-attr]
+            if holder.top is self:
+                holder.top = self._below
             else:
                 self._holder = holder
                 _dropped(self)
@@ -734,7 +734,7 @@ class InstrumentedRLock:
 
     def _at_fork_reinit(self) -> None:
         _dropped(self)  # unlocked in the child: off its holder's stack
-        self._raw._at_fork_reinit()
+        self._raw._at_fork_reinit()  # type: ignore[attr-defined]
         self._holder = self._below = self._frame = None
         self._count = 0
 
@@ -762,7 +762,7 @@ def _make_condition_class(base: type) -> type:
     condition:`` as the site.
     """
 
-    class InstrumentedCondition(base):  # type: ignore[misc, valid-type]
+    class InstrumentedCondition(base):
         def __new__(cls, lock: Any = None) -> Any:
             if cls is InstrumentedCondition:
                 if lock is None or type(lock) is InstrumentedRLock:
@@ -1004,9 +1004,9 @@ def install() -> None:
         if base not in _condition_classes:
             _condition_classes[base] = _make_condition_class(base)
         condition = _condition_classes[base]
-    threading.Lock = InstrumentedLock  # type: ignore[misc, assignment]
-    threading.RLock = InstrumentedRLock  # type: ignore[misc, assignment]
-    threading.Condition = condition  # type: ignore[misc]
+    threading.Lock = InstrumentedLock  # type: ignore[assignment]
+    threading.RLock = InstrumentedRLock  # type: ignore[assignment]
+    threading.Condition = condition  # type: ignore[assignment,misc]
     threading.Thread.join = _watched_join  # type: ignore[method-assign]
 
 

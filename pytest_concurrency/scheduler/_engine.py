@@ -154,7 +154,8 @@ class Scheduler:
         self._next_event: float = 0
         self._recompute_next_event()
         self._tracer = make_tracer(self._frame_tracer)
-        self._detail_pending: dict[int, tuple[Any, str, str]] = {}
+        # thread index -> (trace index, a getter of the value written, its label)
+        self._detail_pending: dict[int, tuple[int, Callable[[], tuple[bool, Any]], str]] = {}
         self.preemptions_taken = 0
         self.cpu: int | None = None  # the CPU every thread of the run is kept on
 

@@ -36,7 +36,9 @@ _ENGINE_FILE = os.path.join(os.path.dirname(__file__), "_engine.py")
 _SHOWN_TYPES = (int, float, str, bool, type(None), bytes)
 _LOADS = {"LOAD_FAST", "LOAD_DEREF", "LOAD_GLOBAL", "LOAD_NAME", "LOAD_CONST", "LOAD_FAST_CHECK",
           "LOAD_FAST_LOAD_FAST", "LOAD_CLOSURE", "LOAD_SMALL_INT", "LOAD_FAST_BORROW"}
-_instructions: dict[CodeType, dict[int, tuple[int, dis.Instruction]]] = {}
+# code -> ({offset: (index, instruction)}, the instructions in order)
+_Table = tuple[dict[int, tuple[int, dis.Instruction]], list[dis.Instruction]]
+_instructions: dict[CodeType, _Table] = {}
 _line_tables: dict[CodeType, tuple[list[int], list[int | None]]] = {}
 
 
@@ -64,13 +66,12 @@ def _where(code: CodeType, line: int | None) -> str:
 # --------------------------------------------------- values read and written
 
 
-def _instructions_of(code: CodeType) -> dict[int, tuple[int, dis.Instruction]]:
+def _instructions_of(code: CodeType) -> _Table:
     table = _instructions.get(code)
     if table is None:
         listed = list(dis.get_instructions(code))
-        table = {instruction.offset: (i, instruction) for i, instruction in enumerate(listed)}
-        table[-1] = (-1, listed)  # type: ignore[assignment]
-        _instructions[code] = table
+        offsets = {instruction.offset: (i, instruction) for i, instruction in enumerate(listed)}
+        table = _instructions[code] = (offsets, listed)
     return table
 
 
@@ -136,12 +137,11 @@ def observe(
         shown = _plain(value) if ok else None
         if shown is not None:
             _annotate(scheduler, trace_index, f"wrote {label} = {shown}")
-    table = _instructions_of(code)
-    entry = table.get(offset)
+    offsets, listed = _instructions_of(code)
+    entry = offsets.get(offset)
     if entry is None:
         return
     index, instruction = entry
-    listed = table[-1][1]  # type: ignore[index]
     op = instruction.opname
     trace_index = len(scheduler.trace) - 1
     try:

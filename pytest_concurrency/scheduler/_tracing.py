@@ -96,7 +96,7 @@ _instrumented: list[CodeType] = []
 def _claim_tool() -> int:
     global _monitoring_tool
     if _monitoring_tool is None:
-        monitoring = sys.monitoring
+        monitoring = sys.monitoring  # type: ignore[attr-defined]  # 3.12+; mypy checks as 3.11
         for tool in (4, 3, 2, 5, 1, 0):
             if monitoring.get_tool(tool) is None:
                 monitoring.use_tool_id(tool, "pytest-concurrency scheduler")
@@ -114,7 +114,7 @@ def _arm_monitoring() -> None:
     global _monitoring_armed
     if _monitoring_armed:
         return
-    monitoring = sys.monitoring
+    monitoring = sys.monitoring  # type: ignore[attr-defined]  # 3.12+; mypy checks as 3.11
     events = monitoring.events
     tool = _claim_tool()
     instrumented = _instrumented
@@ -149,7 +149,7 @@ def disarm_monitoring() -> None:
     global _monitoring_armed
     if not _monitoring_armed:
         return
-    monitoring = sys.monitoring
+    monitoring = sys.monitoring  # type: ignore[attr-defined]  # 3.12+; mypy checks as 3.11
     tool = _claim_tool()
     monitoring.set_events(tool, 0)
     for code in _instrumented:
