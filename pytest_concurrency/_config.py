@@ -34,6 +34,11 @@ invocation folder for options and the environment, the ini file's folder for
 ini keys) and raise :class:`ValueError` with a message that ends in what was
 expected: :func:`seconds`, :func:`choice`, :func:`path_to`, :func:`host_ports`,
 :func:`text`, :func:`flag`.
+
+Not settings: the variables the plugin sets for its own child processes
+(``PYTEST_CONCURRENCY_ISOLATED_CHILD``, ``PYTEST_CONCURRENCY_CHANNEL``,
+``PYTEST_CONCURRENCY_DESELECT``), read before anything else is imported there,
+and other plugins' options (pytest-timeout's ``timeout``).
 """
 
 from __future__ import annotations
