@@ -404,3 +404,16 @@ def test_options_given_on_the_command_line_are_forwarded_to_isolated_children(py
     )
     assert result.ret == 0
     assert "forwarded: ['--deadlock-timeout=2', '--memcached-servers=127.0.0.1:1']\n" in result.stdout.str()
+
+
+def test_the_grader_finds_the_kit_named_by_the_environment(tmp_path, monkeypatch):
+    from pytest_concurrency.grading.supervisor import GradingError, Kit
+
+    monkeypatch.setenv("PYTEST_CONCURRENCY_KIT", str(tmp_path))
+    with pytest.raises(GradingError, match=r"from PYTEST_CONCURRENCY_KIT \(environment\)"):
+        Kit.find()
+    (tmp_path / "exercises").mkdir()
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    assert Kit.find().root == tmp_path.resolve()
+    with pytest.raises(GradingError, match=r"from --kit\)"):
+        Kit.find(tmp_path / "exercises")  # --kit wins over the environment (and is wrong here)

@@ -115,7 +115,7 @@ class Kit:
         elif from_env.value is not None:
             source, root = from_env.origin.name, from_env.value
         else:
-            source, root = "the installed package", Path(__file__).resolve().parent.parent
+            source, root = "the installed package", Path(__file__).resolve().parents[2]
         root = root.expanduser().resolve()
         kit = cls(root)
         if not kit.exercises.is_dir() or not kit.config.is_file():
@@ -128,7 +128,7 @@ class Kit:
     @property
     def is_packaged(self) -> bool:
         """Is this the kit the package is installed from, the one its manifest describes?"""
-        return self.root == Path(__file__).resolve().parent.parent
+        return self.root == Path(__file__).resolve().parents[2]
 
     def manifest(self) -> dict[str, str]:
         return dict(load_manifest()) if self.is_packaged else {}
