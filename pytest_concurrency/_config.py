@@ -17,8 +17,9 @@ missing), one help text for all of them, a parser and a default::
         timeout = read(config, DEADLOCK_TIMEOUT)   # a float
 
 :func:`read` takes the first of: the command line option, the ini key, the
-environment variable, the default.  A value that does not parse is a
-:class:`pytest.UsageError` that says where it came from and what was expected::
+environment variable, the default (an empty value counts as not given).  A
+value that does not parse is a :class:`pytest.UsageError` that says where it
+came from and what was expected::
 
     --deadlock-timeout=abc: expected a number of seconds >= 0
     deadlock_timeout = abc (ini, pytest.ini): expected a number of seconds >= 0
@@ -169,7 +170,7 @@ def _lookup(config: pytest.Config, setting: Setting[T]) -> Value[T]:
     here = Path(config.invocation_params.dir)
     if setting.option:
         given = config.getoption(setting.name, default=None)
-        if given is not None:
+        if given not in (None, ""):  # empty, from any source: not set
             return _parsed(setting, Origin(setting, "option", str(given)), here)
     if setting.ini:
         try:
@@ -227,7 +228,7 @@ def forwarded_options(config: pytest.Config) -> list[str]:
         if not setting.option or not setting.forward:
             continue
         given = config.getoption(setting.name, default=None)
-        if given is not None:
+        if given not in (None, ""):
             args.append(f"{setting.option}={given}")
     return args
 

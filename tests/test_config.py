@@ -417,3 +417,11 @@ def test_the_grader_finds_the_kit_named_by_the_environment(tmp_path, monkeypatch
     assert Kit.find().root == tmp_path.resolve()
     with pytest.raises(GradingError, match=r"from --kit\)"):
         Kit.find(tmp_path / "exercises")  # --kit wins over the environment (and is wrong here)
+
+
+def test_an_empty_value_counts_as_not_given(demo, monkeypatch):
+    demo.makeini("[pytest]\ndemo_seconds =\n")
+    monkeypatch.setenv("DEMO_SECONDS", "3.5")
+    result = demo.runpytest_inprocess("--demo-seconds=")
+    assert result.ret == 0, result.stderr.str()
+    result.stdout.fnmatch_lines(["demo seconds: 3.5 from env"])
