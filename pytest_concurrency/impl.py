@@ -31,13 +31,16 @@ from pathlib import Path
 
 import pytest
 
+from ._config import Setting, add, path_to, read
 from .errors import ImplementationError
 from .layout import exercise_folder
 
-IMPL_HELP = (
-    "run the exercise tests against DIR, a tree that mirrors exercises/ "
-    "(a student's submission, solutions/, a deliberately broken copy); default: "
-    "the modules beside the tests"
+IMPL = Setting(
+    "impl", option="--impl", ini=False, metavar="DIR", parse=path_to("folder"), default=None,
+    forward=False,  # an isolated test's interpreter gets the resolved folder
+    help="run the exercise tests against DIR, a tree that mirrors exercises/ "
+         "(a student's submission, solutions/, a deliberately broken copy); default: "
+         "the modules beside the tests",
 )
 
 # Set while a pytest session is configured.  Test modules call load_impl() at
@@ -46,22 +49,15 @@ _impl_root: Path | None = None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("concurrency", "pytest-concurrency")
-    group.addoption("--impl", metavar="DIR", default=None, help=IMPL_HELP)
+    """--impl DIR."""
+    add(parser, IMPL)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Resolve --impl once: test modules call load_impl() before any fixture exists."""
     global _impl_root
-    value = config.getoption("impl")
-    if value is None:
-        _impl_root = None
-        return
-    root = Path(value).expanduser()
-    if not root.is_absolute():
-        root = Path(config.invocation_params.dir, root)
-    if not root.is_dir():
-        raise pytest.UsageError(f"--impl {value}: no such folder ({root})")
-    _impl_root = root.resolve()
+    root = read(config, IMPL)
+    _impl_root = None if root is None else root.resolve()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

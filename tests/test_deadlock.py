@@ -368,11 +368,11 @@ def test_one_fixed_order_is_not_an_inversion(pytester: pytest.Pytester) -> None:
 @pytest.mark.parametrize(
     ("args", "ini", "named"),
     [
-        (["--deadlock-timeout", "-1"], None, "--deadlock-timeout"),
-        (["--deadlock-timeout", "soon"], None, "--deadlock-timeout"),
-        ([], "deadlock_timeout = -0.5", "deadlock_timeout (ini)"),
-        ([], "deadlock_timeout = never", "deadlock_timeout (ini)"),
-        (["--exercise-timeout", "x"], None, "--exercise-timeout"),
+        (["--deadlock-timeout", "-1"], None, "--deadlock-timeout=-1"),
+        (["--deadlock-timeout", "soon"], None, "--deadlock-timeout=soon"),
+        ([], "deadlock_timeout = -0.5", "deadlock_timeout = -0.5 (ini, tox.ini)"),
+        ([], "deadlock_timeout = never", "deadlock_timeout = never (ini, tox.ini)"),
+        (["--exercise-timeout", "x"], None, "--exercise-timeout=x"),
     ],
 )
 def test_a_bad_deadlock_timeout_is_a_usage_error_naming_the_option(

@@ -225,7 +225,7 @@ def test_a_bad_tamper_check_value_is_a_usage_error(kit):
     make(kit, exercise("01_a", "a", "def test_v():\n    pass\n"))
     result = kit.runpytest_subprocess("exercises")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*tamper_check = loud: expected one of report, enforce, off*"])
+    result.stderr.fnmatch_lines(["*tamper_check = loud (ini, tox.ini): expected one of report, enforce, off"])
 
 
 def test_line_endings_are_no_edit(tmp_path):

@@ -79,7 +79,7 @@ def test_impl_accepts_a_whole_copy_of_the_kit(kit):
 def test_impl_to_a_missing_folder_is_one_clear_line(kit):
     result = kit.runpytest("exercises", "--impl", "nowhere")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --impl nowhere: no such folder (*nowhere)"])
+    result.stderr.fnmatch_lines(["ERROR: --impl=nowhere: no such folder (*nowhere); expected an existing folder"])
 
 
 def test_a_missing_module_fails_its_exercise_in_one_line_and_the_others_run(kit):

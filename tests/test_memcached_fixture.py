@@ -297,9 +297,9 @@ def test_needs_nothing():
 @pytest.mark.parametrize(
     ("how", "source"),
     [
-        ("option", "--memcached-bin /nonexistent"),
-        ("ini", "memcached_bin (in tox.ini) /nonexistent"),
-        ("env", "PYTEST_MEMCACHED_BIN (environment) /nonexistent"),
+        ("option", "--memcached-bin=/nonexistent"),
+        ("ini", "memcached_bin = /nonexistent (ini, tox.ini)"),
+        ("env", "PYTEST_MEMCACHED_BIN=/nonexistent (environment)"),
     ],
 )
 def test_a_missing_binary_says_how_to_install_memcached(pytester, monkeypatch, how, source):
@@ -323,9 +323,9 @@ def test_a_missing_binary_says_how_to_install_memcached(pytester, monkeypatch, h
 @pytest.mark.parametrize(
     ("how", "source"),
     [
-        ("option", "--memcached-servers"),
-        ("ini", "memcached_servers (in tox.ini)"),
-        ("env", "PYTEST_MEMCACHED_SERVERS (environment)"),
+        ("option", "--memcached-servers=localhost"),
+        ("ini", "memcached_servers = localhost (ini, tox.ini)"),
+        ("env", "PYTEST_MEMCACHED_SERVERS=localhost (environment)"),
     ],
 )
 def test_a_bad_server_list_is_a_usage_error_naming_its_source(pytester, monkeypatch, how, source):
@@ -340,7 +340,8 @@ def test_a_bad_server_list_is_a_usage_error_naming_its_source(pytester, monkeypa
     result = run_inner(pytester, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     errors = result.stderr.str()
-    assert f"{source}: 'localhost' is not HOST:PORT (e.g. 127.0.0.1:11211)" in errors, errors
+    assert (f"{source}: 'localhost' is not HOST:PORT; expected a comma-separated list of "
+            "HOST:PORT, e.g. 127.0.0.1:11211") in errors, errors
     assert "Traceback" not in errors, errors
 
 

@@ -50,6 +50,7 @@ from typing import Any
 
 import pytest
 
+from .._config import Setting, add, read, seconds
 from ..errors import DeadlockError
 from ..hygiene.scope import (
     forget_threads_at_start,
@@ -62,17 +63,21 @@ from . import _waitgraph as wg
 from .report import inversion_report, snapshot_report
 from .watchdog import TestState, Watchdog, test_threads
 
-DEADLOCK_TIMEOUT_HELP = (
-    "real (uncontrolled) runs: a wait-for cycle, or every thread of the test blocked, "
-    "that lasts S seconds fails the test and unwinds the blocked threads (default 1.0; "
-    "0 turns the watchdog off)"
-)
-EXERCISE_TIMEOUT_HELP = (
-    "pytest-timeout for exercise tests that have no timeout marker, with the signal "
-    "method (only the hung test fails); default 60 seconds, 0 for none"
-)
 DEFAULT_DEADLOCK_TIMEOUT = 1.0
 DEFAULT_EXERCISE_TIMEOUT = 60.0
+DEADLOCK_TIMEOUT = Setting(
+    "deadlock_timeout", option="--deadlock-timeout", metavar="S", parse=seconds,
+    default=DEFAULT_DEADLOCK_TIMEOUT, shown_default="1.0",
+    help="real (uncontrolled) runs: a wait-for cycle, or every thread of the test blocked, "
+         "that lasts S seconds fails the test and unwinds the blocked threads "
+         "(0 turns the watchdog off)",
+)
+EXERCISE_TIMEOUT = Setting(
+    "exercise_timeout", option="--exercise-timeout", metavar="S", parse=seconds,
+    default=DEFAULT_EXERCISE_TIMEOUT, shown_default="60",
+    help="pytest-timeout for exercise tests that have no timeout marker, with the signal "
+         "method (only the hung test fails); 0 for none",
+)
 PYTEST_TIMEOUT_PREFIX = "Timeout (>"
 
 
@@ -90,47 +95,17 @@ _watchdog_key = pytest.StashKey[Watchdog]()
 _test_key = pytest.StashKey[TestState]()
 
 
-def parse_seconds(value: Any, name: str) -> float:
-    """A non-negative number of seconds, or a usage error that names ``name``.
-
-    >>> parse_seconds("0.5", "--deadlock-timeout")
-    0.5
-    """
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise pytest.UsageError(f"{name}: expected a number of seconds, got {value!r}") from None
-    if not seconds >= 0 or seconds == float("inf"):
-        raise pytest.UsageError(f"{name}: expected a number of seconds >= 0, got {value!r}")
-    return seconds
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("concurrency", "pytest-concurrency")
-    group.addoption(
-        "--deadlock-timeout", metavar="S", default=None, dest="deadlock_timeout",
-        help=DEADLOCK_TIMEOUT_HELP,
-    )
-    parser.addini("deadlock_timeout", DEADLOCK_TIMEOUT_HELP, default=str(DEFAULT_DEADLOCK_TIMEOUT))
-    group.addoption(
-        "--exercise-timeout", metavar="S", default=None, dest="exercise_timeout",
-        help=EXERCISE_TIMEOUT_HELP,
-    )
-    parser.addini("exercise_timeout", EXERCISE_TIMEOUT_HELP, default=str(DEFAULT_EXERCISE_TIMEOUT))
+    """--deadlock-timeout / deadlock_timeout and --exercise-timeout / exercise_timeout."""
+    add(parser, DEADLOCK_TIMEOUT, EXERCISE_TIMEOUT)
 
 
 def deadlock_timeout(config: pytest.Config) -> float:
-    option = config.getoption("deadlock_timeout")
-    if option is not None:
-        return parse_seconds(option, "--deadlock-timeout")
-    return parse_seconds(config.getini("deadlock_timeout"), "deadlock_timeout (ini)")
+    return read(config, DEADLOCK_TIMEOUT)
 
 
 def exercise_timeout(config: pytest.Config) -> float:
-    option = config.getoption("exercise_timeout")
-    if option is not None:
-        return parse_seconds(option, "--exercise-timeout")
-    return parse_seconds(config.getini("exercise_timeout"), "exercise_timeout (ini)")
+    return read(config, EXERCISE_TIMEOUT)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -14,12 +14,12 @@ the score; 2 for a bad command line, 3 when grading itself could not run,
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import time
 from pathlib import Path
 
+from .._config import Setting, path_to, read_env
 from .formats import FORMATS, render, score_table_lines, write_report
 from .model import GradeBook
 from .supervisor import GradingError, Kit, Limits, Supervisor, become_subreaper
@@ -27,6 +27,10 @@ from .supervisor import GradingError, Kit, Limits, Supervisor, become_subreaper
 EXIT_CANNOT_GRADE = 3
 # The report is rewritten as exercises finish, at most this often (and at the end).
 REWRITE_EVERY = 1.0
+STEP_SUMMARY = Setting(
+    "github_step_summary", ini=False, env="GITHUB_STEP_SUMMARY", parse=path_to("anything"),
+    default=None, help="set by GitHub Actions: the markdown report is also appended to this file",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -113,8 +117,8 @@ class _Reporter:
                 sys.stdout.write(render(book, fmt))
                 sys.stdout.flush()
         if any(fmt == "markdown" for fmt, _ in self.outputs):
-            summary = os.environ.get("GITHUB_STEP_SUMMARY")
-            if summary:
+            summary = read_env(STEP_SUMMARY)
+            if summary is not None:
                 with open(summary, "a", encoding="utf-8") as stream:
                     stream.write(render(book, "markdown"))
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from .._config import Setting, add, choice, path_to, read
 from ..errors import ImplementationError
 from ..layout import exercise_folder, first_hint, graded_name
 from .formats import points_text, score_table_lines, write_gradescope
@@ -37,34 +38,34 @@ from .model import (
     record_phase,
 )
 
-GRADE_JSON_HELP = (
-    "write the grade in Gradescope's results.json format to PATH (rewritten after every "
-    "test, so a run that is killed still leaves what finished)"
+GRADE_JSON = Setting(
+    "grade_json", option="--grade-json", ini=False, metavar="PATH", parse=path_to("file in folder"),
+    default=None, forward=False,
+    help="write the grade in Gradescope's results.json format to PATH (rewritten after every "
+         "test, so a run that is killed still leaves what finished)",
 )
 POINTS_HELP = "points(n): the test's weight in the grade (default 1)"
-TAMPER_CHECK_HELP = (
-    "check the exercise test files against the kit's manifest of their hashes: "
-    "'report' lists edited files (default), 'enforce' also scores their tests 0, 'off'"
-)
 TAMPER_CHECK_MODES = ("report", "enforce", "off")
-
+TAMPER_CHECK = Setting(
+    "tamper_check", option="--tamper-check", metavar="MODE", parse=choice(*TAMPER_CHECK_MODES),
+    default="report", shown_default="report",
+    help="check the exercise test files against the kit's manifest of their hashes: "
+         "'report' lists edited files, 'enforce' also scores their tests 0, 'off'",
+)
 
 gradebook_key = pytest.StashKey[GradeBook]()
 _phases_key = pytest.StashKey[dict[str, list[pytest.TestReport]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("concurrency", "pytest-concurrency")
-    group.addoption("--grade-json", metavar="PATH", default=None, help=GRADE_JSON_HELP)
-    group.addoption(
-        "--tamper-check", choices=TAMPER_CHECK_MODES, default=None, help=TAMPER_CHECK_HELP
-    )
-    parser.addini("tamper_check", TAMPER_CHECK_HELP, default="report")
+    """--grade-json, and --tamper-check / tamper_check."""
+    add(parser, GRADE_JSON, TAMPER_CHECK)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{POINTS_HELP}")
-    tamper_mode(config)  # a bad ini value is a usage error before anything runs
+    tamper_mode(config)  # a bad value is a usage error before anything runs
+    _json_path(config)
     config.stash[gradebook_key] = GradeBook()
     config.stash[_phases_key] = {}
 
@@ -216,12 +217,7 @@ _edited_key = pytest.StashKey[dict[Path, bool]]()
 
 
 def tamper_mode(config: pytest.Config) -> str:
-    mode = config.getoption("tamper_check", None) or config.getini("tamper_check") or "report"
-    if mode not in TAMPER_CHECK_MODES:
-        raise pytest.UsageError(
-            f"tamper_check = {mode}: expected one of {', '.join(TAMPER_CHECK_MODES)}"
-        )
-    return mode
+    return read(config, TAMPER_CHECK)
 
 
 def _is_edited(config: pytest.Config, path: Path) -> bool:
@@ -265,13 +261,7 @@ _XDIST_HEADER = re.compile(r"\A\[gw\d+\] [^\n]*\n")
 
 
 def _json_path(config: pytest.Config) -> Path | None:
-    value = config.getoption("grade_json")
-    if not value:
-        return None
-    path = Path(config.invocation_params.dir, value)
-    if not path.parent.is_dir():
-        raise pytest.UsageError(f"--grade-json {value}: folder {path.parent} does not exist")
-    return path
+    return read(config, GRADE_JSON)
 
 
 def longrepr_text(report: pytest.TestReport | pytest.CollectReport) -> str:

@@ -58,6 +58,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._config import Setting, lookup_env, path_to
 from ..layout import EXERCISE_FOLDER, exercise_folder
 from .child import CHANNEL_ENV, DESELECT_ENV
 from .manifest import build_manifest, file_digest, is_graded_file, load_manifest
@@ -82,6 +83,11 @@ class GradingError(Exception):
 # --- the kit -----------------------------------------------------------------
 
 
+KIT = Setting(
+    "kit", ini=False, env="PYTEST_CONCURRENCY_KIT", parse=path_to("anything"), default=None,
+    help="the kit whose tests `pytest-concurrency grade` runs, when --kit is not given",
+)
+
 @dataclass(frozen=True)
 class Kit:
     """The installed kit: the folder that holds ``exercises/`` and ``pytest.ini``."""
@@ -103,14 +109,13 @@ class Kit:
         An editable install (``pip install -e .``) leaves the package inside the
         kit, so its parent folder is the kit.
         """
-        candidates: list[tuple[str, Path]] = []
+        from_env = lookup_env(KIT)
         if explicit is not None:
-            candidates.append(("--kit", Path(explicit)))
-        elif os.environ.get("PYTEST_CONCURRENCY_KIT"):
-            candidates.append(("$PYTEST_CONCURRENCY_KIT", Path(os.environ["PYTEST_CONCURRENCY_KIT"])))
+            source, root = "--kit", Path(explicit)
+        elif from_env.value is not None:
+            source, root = from_env.origin.name, from_env.value
         else:
-            candidates.append(("the installed package", Path(__file__).resolve().parents[2]))
-        source, root = candidates[0]
+            source, root = "the installed package", Path(__file__).resolve().parents[2]
         root = root.expanduser().resolve()
         kit = cls(root)
         if not kit.exercises.is_dir() or not kit.config.is_file():

@@ -42,10 +42,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .._config import add, read
 from .._frames import format_stack, renumber, thread_label, user_site
 from ..deadlock import _waitgraph as wg
 from ..errors import DeadlockError
-from .scope import HYGIENE_SCOPE_HELP, forget_threads_at_start, is_strict, threads_at_start
+from .scope import HYGIENE_SCOPE, forget_threads_at_start, is_strict, threads_at_start
 
 if TYPE_CHECKING:
     from .processes import ProcessGuard
@@ -117,7 +118,8 @@ class SessionHygiene:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addini("hygiene_scope", HYGIENE_SCOPE_HELP, default="exercises")
+    """The hygiene_scope ini key."""
+    add(parser, HYGIENE_SCOPE)
 
 
 _session_key = pytest.StashKey[SessionHygiene]()
@@ -129,9 +131,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "hygiene: fail this test on leaked threads, processes, greenlets, thread exceptions "
         "and lock-order inversions, as exercise tests do",
     )
-    scope = config.getini("hygiene_scope")
-    if scope not in ("exercises", "all"):
-        raise pytest.UsageError(f"hygiene_scope (ini): expected 'exercises' or 'all', got {scope!r}")
+    read(config, HYGIENE_SCOPE)  # a bad value is a usage error now, not at the first test
     session = SessionHygiene(config)
     config.stash[_session_key] = session
     _register_exit_guard(session)

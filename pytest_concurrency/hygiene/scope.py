@@ -10,12 +10,15 @@ import threading
 
 import pytest
 
+from .._config import Setting, choice, read
 from ..layout import in_exercise_folder
 
-HYGIENE_SCOPE_HELP = (
-    "which tests fail on leaked threads, processes, greenlets and thread exceptions, and on "
-    "lock-order inversions: 'exercises' (default: tests in NN_name folders, and tests marked "
-    "hygiene) or 'all'"
+HYGIENE_SCOPE = Setting(
+    "hygiene_scope", parse=choice("exercises", "all"), default="exercises",
+    shown_default="exercises",
+    help="which tests fail on leaked threads, processes, greenlets and thread exceptions, and "
+         "on lock-order inversions: 'exercises' (tests in NN_name folders, and tests marked "
+         "hygiene) or 'all'",
 )
 
 
@@ -25,7 +28,7 @@ def is_strict(item: pytest.Item) -> bool:
     known = item.stash.get(_strict_key, None)
     if known is None:
         known = item.stash[_strict_key] = (
-            item.config.getini("hygiene_scope") == "all"
+            read(item.config, HYGIENE_SCOPE) == "all"
             or in_exercise_folder(item.path)
             or has_marker(item, "hygiene")
         )

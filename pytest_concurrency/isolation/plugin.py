@@ -58,6 +58,7 @@ from typing import Any
 
 import pytest
 
+from .._config import forwarded_options
 from ..impl import impl_root, module_path
 from ..layout import exercise_folder
 from .child import CHILD_ENV, ReportWriter  # noqa: F401  (ReportWriter: re-exported)
@@ -72,21 +73,10 @@ DEFAULT_TIMEOUT = 120.0
 # After the child's own faulthandler deadline: time for it to print the stacks and exit.
 KILL_GRACE = 10.0
 OUTPUT_TAIL = 6000
-# Options of the parent that make no sense in a child.
-_NOT_FORWARDED = {"grade_json"}
-
-_parser: pytest.Parser | None = None
-
 
 def in_isolated_child() -> bool:
     """True inside the fresh interpreter that runs an isolated test."""
-    return os.environ.get(CHILD_ENV) == "1"
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    # Kept to find, at run time, the plugin's options to forward to the child.
-    global _parser
-    _parser = parser
+    return os.environ.get(CHILD_ENV) == "1"  # our own handshake, not a setting (see _config)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -624,7 +614,7 @@ def child_pytest_args(config: pytest.Config, basetemp: Path) -> list[str]:
     if root is not None:
         args.append(f"--impl={root}")
     args += _forwarded_plugin_args(config)
-    args += _forwarded_concurrency_options(config)
+    args += forwarded_options(config)  # --deadlock-timeout, --memcached-bin...
     return args
 
 
@@ -738,30 +728,4 @@ def _forwarded_plugin_args(config: pytest.Config) -> list[str]:
             forwarded += ["-p", args[i + 1]]
         elif arg.startswith("-p") and len(arg) > 2:
             forwarded += ["-p", arg[2:]]
-    return forwarded
-
-
-def _forwarded_concurrency_options(config: pytest.Config) -> list[str]:
-    """The plugin's own options the parent was given (``--deadlock-timeout``, ``--memcached-bin``…)."""
-    if _parser is None:
-        return []
-    forwarded = []
-    for option in _parser.getgroup("concurrency").options:
-        attrs = option.attrs()
-        dest = attrs.get("dest")
-        if not dest or dest in _NOT_FORWARDED or dest == "impl":
-            continue
-        value = config.getoption(dest, default=None)
-        if value is None or value == attrs.get("default"):
-            continue
-        long_names = [n for n in option.names() if n.startswith("--")]
-        if not long_names:
-            continue
-        if isinstance(value, bool):
-            if value:
-                forwarded.append(long_names[0])
-        elif isinstance(value, (list, tuple)):
-            forwarded += [f"{long_names[0]}={v}" for v in value]
-        else:
-            forwarded.append(f"{long_names[0]}={value}")
     return forwarded

@@ -9,14 +9,19 @@ itself is ``strategy.py``.
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Any
 
 import pytest
 
+from .._config import Setting, flag, read
 from ..layout import in_exercise_folder
 from ._patching import end_of_test, install_for_test
 from .strategy import uses_schedules
+
+CI = Setting(
+    "ci", ini=False, env="CI", parse=flag, default=False,
+    help="set (to anything) by CI services: schedule tests draw the same schedules on every run",
+)
 
 
 def _sensible_settings(item: pytest.Item) -> None:
@@ -40,7 +45,7 @@ def _sensible_settings(item: pytest.Item) -> None:
         if check not in suppressed:
             suppressed.append(check)
     changes["suppress_health_check"] = suppressed
-    if not current.derandomize and (os.environ.get("CI") or in_exercise_folder(item.path)):
+    if not current.derandomize and (read(item.config, CI) or in_exercise_folder(item.path)):
         # A grade must not depend on luck: the same schedules on every run.
         changes["derandomize"] = True
     with contextlib.suppress(AttributeError):  # a test object that refuses attributes
