@@ -301,7 +301,9 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> Generator:
 
 
 def _members(test: TestState) -> set[int | None]:
-    return test_threads(test) or {test.thread.ident}
+    threads = test_threads(test)
+    members: set[int | None] = set(threads) if threads else {test.thread.ident}
+    return members
 
 
 def _merge_timeout(test: TestState, error: BaseException) -> BaseException:

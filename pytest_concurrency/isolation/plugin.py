@@ -54,7 +54,7 @@ import types
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -153,7 +153,7 @@ def module_is_isolated(source: str) -> bool:
             [node.target] if isinstance(node, ast.AnnAssign) else []
         )
         if any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in targets):
-            value = node.value
+            value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
             if value is not None and any(
                 isinstance(sub, ast.Attribute) and sub.attr == "isolated" for sub in ast.walk(value)
             ):
@@ -223,7 +223,7 @@ NO_PATCHING = (
 _patching_key = pytest.StashKey[dict[str, str]]()
 
 
-def _shown(node: pytest.Node) -> str:
+def _shown(node: pytest.Item | pytest.Collector) -> str:
     try:
         return str(node.path.relative_to(node.config.rootpath))
     except ValueError:
@@ -428,7 +428,8 @@ def _tear_down_parent_state(item: pytest.Item, nextitem: pytest.Item | None) -> 
     return item.ihook.pytest_runtest_makereport(item=item, call=call)
 
 
-def _report(item: pytest.Item, when: str, outcome: str, longrepr: str | None = None,
+def _report(item: pytest.Item, when: Literal["setup", "call", "teardown"],
+            outcome: Literal["passed", "failed", "skipped"], longrepr: str | None = None,
             sections: list[tuple[str, str]] | None = None) -> pytest.TestReport:
     now = time.time()
     return pytest.TestReport(
