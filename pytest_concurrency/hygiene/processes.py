@@ -306,8 +306,6 @@ def infrastructure_pids() -> set[int]:
     return pids
 
 
-
-
 def _forkserver_pid() -> int:
     """multiprocessing's fork server, 0 if none: the processes it forks are the test's."""
     forkserver = sys.modules.get("multiprocessing.forkserver")
