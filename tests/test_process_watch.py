@@ -68,7 +68,7 @@ def family(tmp_path: Path):
         child.join(10)
 
 
-@pytest.mark.parametrize("killer", ["children", "process_guard"])
+@pytest.mark.parametrize("killer", ["children", "process_guard", "the child's tree"])
 def test_both_faces_find_dump_and_kill_the_same_processes(killer: str, tmp_path: Path, request) -> None:
     children, guard = Children(), ProcessGuard()
     assert isinstance(children, ProcessWatch) and isinstance(guard, ProcessWatch)
@@ -79,7 +79,11 @@ def test_both_faces_find_dump_and_kill_the_same_processes(killer: str, tmp_path:
         assert {p.pid for p in found} == set(pids)
     assert later.started() == []
 
-    if killer == "children":
+    if killer == "the child's tree":  # killing the top of a tree kills all of it
+        report = children.stacks()
+        [top] = [p for p in guard.alive() if p.pid == child.pid]
+        guard.kill([top])
+    elif killer == "children":
         report = children.stop()
         assert report is not None
         assert "2 child process(es) still running, and where each one was:" in report
@@ -88,7 +92,7 @@ def test_both_faces_find_dump_and_kill_the_same_processes(killer: str, tmp_path:
         assert report is not None
         assert "2 child process(es) started by the test were still running:" in report
         assert "They were killed, with their children." in report
-    assert "in _hang_with_a_grandchild" in report, report  # the child's dump
+    assert "in _hang_with_a_grandchild" in report, report  # the child's dump, not the parent's
     assert "sleep 60" in report  # the grandchild: described, not signalled (it cannot dump)
 
     assert still_running(pids) == []
