@@ -24,10 +24,7 @@ Threads (exercises 01-09)::
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import multiprocessing
-import multiprocessing.pool
 import sys
 import threading
 import time
@@ -38,10 +35,7 @@ from typing import Any
 import psutil
 import pytest
 
-from .hygiene.processes import descendants, describe_with_stacks, infrastructure_pids
-
-# How long cleaning up may wait for a leftover pool or process.
-PATIENCE = 30.0
+from .hygiene.processes import ProcessWatch, describe_with_stacks, status_of
 
 
 @pytest.fixture(params=["fork", "spawn"])
@@ -62,23 +56,19 @@ def start_method(request, monkeypatch):
         multiprocessing.set_start_method(previous, force=True)
 
 
-class Children:
-    """The child processes started since the watch began (also unreaped, zombie ones)."""
+class Children(ProcessWatch):
+    """The child processes started since the watch began (also unreaped, zombie ones).
 
-    def __init__(self) -> None:
-        self._before = {p.pid for p in descendants()}
+    The exercise tests' words for :class:`~pytest_concurrency.hygiene.processes.ProcessWatch`.
+    """
 
     def new(self) -> list[psutil.Process]:
-        # multiprocessing's resource tracker (spawn) and the like live as long as pytest: not the test's.
-        infrastructure = infrastructure_pids()
-        return [
-            p for p in descendants()
-            if p.pid not in self._before and p.pid not in infrastructure
-        ]
+        """Every child started since the watch began that is still there (zombies included)."""
+        return self.started()
 
     def running(self) -> list[psutil.Process]:
         """Those of :meth:`new` that have not ended (zombies excluded)."""
-        return [p for p in self.new() if process_status(p) not in (psutil.STATUS_ZOMBIE, "gone")]
+        return self.alive()
 
     def stacks(self) -> str:
         """Each running child and where it is: its Python stacks ("" if none runs)."""
@@ -110,29 +100,8 @@ class Children:
             return None
         return f"{stacks}\nThey were killed. Join (or terminate and join) every process you start."
 
-    def kill(self) -> None:
-        if not self.new():
-            return
-        # A pool left running must be terminated by its own pool object first: a
-        # worker killed while it holds the pool's queue lock makes terminate() hang.
-        for pool in [o for o in gc.get_objects() if isinstance(o, multiprocessing.pool.Pool)]:
-            stopper = threading.Thread(target=pool.terminate, name="terminating a leftover pool", daemon=True)
-            stopper.start()
-            stopper.join(PATIENCE)
-        for child in self.new():
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-        deadline = time.monotonic() + PATIENCE
-        for process in multiprocessing.active_children():  # joins (reaps) the ones it knows
-            process.join(max(0.0, deadline - time.monotonic()))
 
-
-def process_status(process: psutil.Process) -> str:
-    """The status psutil reports (e.g. "zombie"), or "gone"."""
-    try:
-        return process.status()
-    except psutil.NoSuchProcess:
-        return "gone"
+process_status = status_of
 
 
 # The watch of the test running now, if it uses the ``children`` fixture: within() reports on it.

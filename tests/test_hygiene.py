@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from pytest_concurrency.hygiene.processes import still_running
+
 RUN_LIMIT = 120
 
 
@@ -145,7 +147,7 @@ def test_a_process_left_alive_is_dumped_killed_and_fails_the_test(pytester: pyte
         "*They were killed, with their children*",
     ])
     pid = int(pid_file.read_text())
-    assert not _alive(pid), f"the child {pid} is still running"
+    assert not still_running([pid]), f"the child {pid} is still running"
 
 
 def test_a_hung_child_under_pytest_timeout_is_dumped_and_killed(pytester: pytest.Pytester) -> None:
@@ -192,15 +194,6 @@ def test_process_guard_fixture_in_a_users_test(pytester: pytest.Pytester) -> Non
         "*time.sleep(60)*",
         "*(no Python stack:*",  # the wording is _processes.py's
     ])
-
-
-def _alive(pid: int) -> bool:
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def test_the_kit_solutions_stay_clean(pytester: pytest.Pytester) -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import sys
 
-import psutil
 import pytest
+
+from pytest_concurrency.hygiene.processes import still_running
 
 PYTEST_INI = """
 [pytest]
@@ -149,7 +150,7 @@ def test_a_hanging_child_is_stopped_with_its_stack_and_everything_it_started_is_
     result.stdout.fnmatch_lines(["*did not finish within 10 s*", "*test_hang.py*in test_hangs*"])
     assert result.duration < 60
     helper = int((pytester.path / "helper.pid").read_text())
-    assert not psutil.pid_exists(helper) or psutil.Process(helper).status() == psutil.STATUS_ZOMBIE
+    assert not still_running([helper])
 
 
 def test_a_crashing_child_fails_the_test_with_its_exit_status(pytester: pytest.Pytester) -> None:
@@ -285,9 +286,8 @@ def shared_module(pytester: pytest.Pytester, body_of_two: str = "pass", **extra:
 
 
 def assert_no_child_left(pids: set[int]) -> None:
-    for pid in pids:
-        alive = psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-        assert not alive, f"the isolated interpreter {pid} outlived the run"
+    alive = still_running(pids)
+    assert not alive, f"the isolated interpreter(s) {alive} outlived the run"
 
 
 def test_the_isolated_tests_of_a_module_share_one_interpreter_and_its_fixtures(

@@ -21,6 +21,7 @@ from pytest_concurrency.fixtures.memcached_server import (
     find_memcached,
     parse_servers,
 )
+from pytest_concurrency.hygiene.processes import still_running
 
 # Generous: the machine running this may be busy.
 PATIENCE = 20.0
@@ -38,22 +39,6 @@ def refuses(server) -> bool:
     with socket.socket() as probe:
         probe.settimeout(2.0)
         return probe.connect_ex((server.host, server.port)) != 0
-
-
-def gone(pids: list[int], patience: float = PATIENCE) -> list[int]:
-    """The pids among ``pids`` still alive after ``patience`` seconds (zombies count as gone)."""
-    deadline = time.monotonic() + patience
-    while True:
-        alive = []
-        for pid in pids:
-            try:
-                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                    alive.append(pid)
-            except psutil.NoSuchProcess:
-                pass
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.05)
 
 
 def run_inner(pytester: pytest.Pytester, *args: str, timeout: float = 120) -> pytest.RunResult:
@@ -92,7 +77,7 @@ def test_stop_refuses_connections_and_start_comes_back_on_the_same_port_empty(me
 def test_kill_is_abrupt_and_start_brings_it_back(memcached):
     pid = memcached.pid
     memcached.kill()
-    assert gone([pid]) == []
+    assert still_running([pid], PATIENCE) == []
     assert refuses(memcached)
     memcached.start()
     assert answers(memcached)
@@ -275,7 +260,7 @@ def test_no_server_outlives_the_session(pytester, ending):
     run_inner(pytester)
     pids = [int(pid) for pid in record.read_text().split()]
     assert len(pids) == 3, f"expected two servers and the watchdog, recorded {pids}"
-    survivors = gone(pids)
+    survivors = still_running(pids, PATIENCE)
     assert not survivors, f"still running after the session ended ({ending}): " + ", ".join(
         " ".join(psutil.Process(pid).cmdline()) for pid in survivors
     )

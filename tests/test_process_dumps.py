@@ -16,7 +16,6 @@ import sys
 from multiprocessing import spawn
 from pathlib import Path
 
-import psutil
 import pytest
 
 from pytest_concurrency.hygiene import processes as _processes
@@ -84,13 +83,7 @@ def pids_noted(folder: Path) -> list[int]:
 
 def assert_all_gone(pids: list[int]) -> None:
     assert pids, "no child noted its pid: the inner test never started one"
-    alive = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                alive.append(pid)
-        except psutil.NoSuchProcess:
-            pass
+    alive = _processes.still_running(pids)
     assert not alive, f"children {alive} outlived the test run"
 
 

@@ -91,7 +91,7 @@ class SessionHygiene:
         self.left_behind: list[threading.Thread] = []
         from .processes import ProcessGuard
 
-        self.session_processes = ProcessGuard().start()
+        self.session_processes = ProcessGuard()
         self.exit_status = 0
         self._previous_hook: Any = None
 
@@ -182,7 +182,7 @@ def pytest_runtest_call(item: pytest.Item) -> None:
         from .processes import ProcessGuard
 
         test.threads_before = set(threading.enumerate())
-        test.processes = ProcessGuard().start()
+        test.processes = ProcessGuard()
         test.greenlets_before = _greenlet_ids()
 
 
@@ -300,10 +300,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hygiene is None:
         return
     hygiene.exit_status = int(exitstatus)
-    from .processes import kill_tree
-
-    for process in hygiene.session_processes.alive():
-        kill_tree(process)
+    watch = hygiene.session_processes
+    watch.kill(watch.alive())
 
 
 _exit_guards: list[SessionHygiene] = []

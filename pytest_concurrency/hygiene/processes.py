@@ -1,8 +1,11 @@
-"""Child processes of the pytest process: find the ones a test started, dump them, kill them.
+"""The one process watch: which child processes were started since X, which still run, their stacks, kill them.
 
-Used by the ``process_guard`` fixture, by ``pytest_concurrency.testing`` and by
-the hygiene check.  A child dumps its Python stacks on ``SIGUSR1`` into a file
-we read:
+:class:`ProcessWatch` is used by the ``process_guard`` fixture (as
+:class:`ProcessGuard`), by the hygiene check, and by the ``children`` fixture
+and ``within()`` of :mod:`pytest_concurrency.testing`; :func:`is_running` and
+:func:`still_running` say whether a process still runs, zombies excluded.
+
+A child dumps its Python stacks on ``SIGUSR1`` into a file we read:
 
 - a forked child inherits the ``faulthandler`` registration that
   :func:`enable_child_dumps` made in the pytest process before the fork;
@@ -17,9 +20,11 @@ we read:
 
 ::
 
-    guard = ProcessGuard().start()
+    watch = ProcessWatch()                # from now on
     ...                                   # the test starts processes
-    report = guard.stop_survivors()       # None, or their dumps (they are killed)
+    watch.started()                       # every one of them that still exists (zombies too)
+    watch.alive()                         # those still running
+    report = watch.stop_survivors()       # None, or their dumps (they are killed with their trees)
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import psutil
@@ -40,6 +46,8 @@ import psutil
 # Generous: the child's faulthandler writes at once, but this machine may be busy.
 DUMP_PATIENCE = 1.0
 KILL_PATIENCE = 3.0
+# A leftover multiprocessing pool gets this long to terminate itself before its workers are killed.
+POOL_PATIENCE = 30.0
 
 _DUMP_SIGNAL = getattr(signal, "SIGUSR1", None)
 # The key under which spawned children find the object that arms them.
@@ -233,18 +241,6 @@ def describe_with_stacks(processes: list[psutil.Process]) -> list[str]:
     return lines
 
 
-def kill_tree(process: psutil.Process) -> None:
-    """Kill ``process`` and every descendant, and reap what we can."""
-    try:
-        family = [*process.children(recursive=True), process]
-    except psutil.Error:
-        family = [process]
-    for member in family:
-        with contextlib.suppress(psutil.Error):
-            member.kill()
-    psutil.wait_procs(family, timeout=KILL_PATIENCE)
-
-
 def _descendant_pids(root: int) -> list[int] | None:
     """Descendants of ``root`` from Linux's /proc/PID/task/TID/children; None elsewhere.
 
@@ -275,12 +271,13 @@ def _descendant_pids(root: int) -> list[int] | None:
     return found
 
 
-def descendants() -> list[psutil.Process]:
-    """Every descendant of this process (zombies included)."""
-    pids = _descendant_pids(os.getpid())
+def descendants(root: int | None = None) -> list[psutil.Process]:
+    """Every descendant of ``root`` (default: this process), zombies included."""
+    root = os.getpid() if root is None else root
+    pids = _descendant_pids(root)
     if pids is None:  # no /proc children files: psutil scans every process (slow)
         try:
-            return psutil.Process().children(recursive=True)
+            return psutil.Process(root).children(recursive=True)
         except psutil.Error:
             return []
     found = []
@@ -296,15 +293,11 @@ def infrastructure_pids() -> set[int]:
     multiprocessing's resource tracker and fork server, and the servers of the
     session-scoped memcached pool.
     """
-    import sys
-
     pids: set[int] = set()
     tracker = sys.modules.get("multiprocessing.resource_tracker")
     if tracker is not None:
         pids.add(getattr(getattr(tracker, "_resource_tracker", None), "_pid", None) or 0)
-    forkserver = sys.modules.get("multiprocessing.forkserver")
-    if forkserver is not None:
-        pids.add(getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None) or 0)
+    pids.add(_forkserver_pid())
     memcached = sys.modules.get("pytest_concurrency.fixtures.memcached")
     owned = getattr(memcached, "owned_pids", None)
     if owned is not None:
@@ -313,78 +306,185 @@ def infrastructure_pids() -> set[int]:
     return pids
 
 
-class ProcessGuard:
-    """The child processes started since :meth:`start` (the ``process_guard`` fixture)."""
+def _forkserver_pid() -> int:
+    """multiprocessing's fork server, 0 if none: the processes it forks are the test's."""
+    forkserver = sys.modules.get("multiprocessing.forkserver")
+    if forkserver is None:
+        return 0
+    return getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None) or 0
+
+
+# ---------------------------------------------------------------- is it still running?
+
+
+def status_of(process: psutil.Process) -> str:
+    """The status psutil reports (e.g. "zombie"), or "gone"."""
+    try:
+        return process.status()
+    except psutil.NoSuchProcess:
+        return "gone"
+
+
+def is_running(process: psutil.Process) -> bool:
+    """Not gone and not a zombie (a finished child nobody reaped yet).
+
+    A pid reused since ``process`` was seen does not count (psutil compares start times).
+    """
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def still_running(pids: Iterable[int], patience: float = 0.0) -> list[int]:
+    """Those of ``pids`` still running (zombies excluded), after waiting up to ``patience`` seconds for them to end."""
+    processes = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            processes.append(psutil.Process(pid))
+    return [p.pid for p in _wait_until_ended(processes, time.monotonic() + patience)]
+
+
+def _wait_until_ended(processes: list[psutil.Process], deadline: float) -> list[psutil.Process]:
+    """Those of ``processes`` still running at ``deadline`` (or sooner, once none is); reaps none."""
+    while True:
+        running = [p for p in processes if is_running(p)]
+        if not running or time.monotonic() >= deadline:
+            return running
+        processes = running
+        time.sleep(0.02)
+
+
+# ---------------------------------------------------------------- killing
+
+
+def kill_all(processes: Iterable[psutil.Process], patience: float = KILL_PATIENCE) -> None:
+    """Kill ``processes`` and all their descendants, and reap those that are our children.
+
+    A ``multiprocessing`` pool that owns one of them is terminated by its own
+    pool object first: a worker killed while it holds the pool's queue lock
+    makes a later ``terminate()`` (the pool's finalizer, at exit) hang.  The
+    children ``multiprocessing`` started are reaped by joining them, so that
+    their ``Process`` objects know they ended.
+    """
+    family: dict[int, psutil.Process] = {}
+    for process in processes:
+        for member in (process, *descendants(process.pid)):
+            family.setdefault(member.pid, member)
+    if not family:
+        return
+    _terminate_pools_owning(set(family))
+    deadline = time.monotonic() + patience
+    for member in family.values():
+        with contextlib.suppress(psutil.Error):
+            member.kill()
+    _reap(list(family.values()), deadline)
+
+
+def _terminate_pools_owning(pids: set[int]) -> None:
+    pool_module = sys.modules.get("multiprocessing.pool")
+    if pool_module is None:
+        return
+    import gc
+
+    for pool in [o for o in gc.get_objects() if isinstance(o, pool_module.Pool)]:
+        workers = {getattr(worker, "pid", None) for worker in list(getattr(pool, "_pool", None) or ())}
+        if workers & pids:
+            stopper = threading.Thread(target=pool.terminate, name="terminating a leftover pool", daemon=True)
+            stopper.start()
+            stopper.join(POOL_PATIENCE)
+
+
+def _reap(members: list[psutil.Process], deadline: float) -> None:
+    """Wait (until ``deadline``) for ``members`` to end; reap those that are our children."""
+    def left() -> float:
+        return max(0.0, deadline - time.monotonic())
+
+    pids = {member.pid for member in members}
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None:
+        for child in multiprocessing.active_children():  # reaps the ones that have ended
+            if child.pid in pids:
+                child.join(left())
+    me = os.getpid()
+    ours, others = [], []
+    for member in members:
+        with contextlib.suppress(psutil.Error):
+            (ours if member.ppid() == me else others).append(member)
+    if ours:
+        psutil.wait_procs(ours, timeout=left())  # waitpid: reaps them
+    # The others are reaped by their parents (or, once those are gone, by init): a zombie has ended.
+    _wait_until_ended(others, deadline)
+
+
+# ---------------------------------------------------------------- the watch
+
+
+def _key(process: psutil.Process) -> tuple[int, float]:
+    """Who a process is: its pid alone could be reused by another one."""
+    try:
+        return (process.pid, process.create_time())
+    except psutil.Error:
+        return (process.pid, 0.0)
+
+
+class ProcessWatch:
+    """The child processes started since the watch began: found, dumped, killed.
+
+    The one implementation behind the ``process_guard`` fixture (as
+    :class:`ProcessGuard`), the hygiene check, and the ``children`` fixture and
+    ``within()`` of :mod:`pytest_concurrency.testing`.  Every descendant of
+    the pytest process counts (also grandchildren, and zombies until reaped),
+    except :func:`infrastructure_pids` and what those servers start.
+    """
 
     def __init__(self) -> None:
-        self._before: set[tuple[int, float]] = set()
+        self._before = {_key(p) for p in descendants()}
 
-    @staticmethod
-    def _key(process: psutil.Process) -> tuple[int, float]:
-        try:
-            return (process.pid, process.create_time())
-        except psutil.Error:
-            return (process.pid, 0.0)
-
-    def _children(self) -> list[psutil.Process]:
-        return descendants()
-
-    def start(self) -> ProcessGuard:
-        self._before = {self._key(p) for p in self._children()}
+    def start(self) -> ProcessWatch:
+        """Begin again from now (the watch begins when it is made); returns the watch."""
+        self._before = {_key(p) for p in descendants()}
         return self
 
     def started(self) -> list[psutil.Process]:
-        """Every descendant started since :meth:`start` that still exists (zombies included).
-
-        Without :func:`infrastructure_pids` (and their descendants: a memcached
-        server's own children are its business).
-        """
+        """Every descendant started since the watch began that still exists (zombies included)."""
         infrastructure = infrastructure_pids()
+        servers = infrastructure - {_forkserver_pid()}  # what the fork server forks is the test's
         found = []
-        for process in self._children():
-            if self._key(process) in self._before or process.pid in infrastructure:
+        for process in descendants():
+            if process.pid in infrastructure or _key(process) in self._before:
                 continue
             try:
-                if process.ppid() in infrastructure:
-                    continue
+                if process.ppid() in servers:
+                    continue  # a memcached server's own children are its business
             except psutil.Error:
                 continue
             found.append(process)
         return found
 
     def alive(self) -> list[psutil.Process]:
-        """Those of :meth:`started` still running (not zombies)."""
-        found = []
-        for process in self.started():
-            try:
-                if process.status() != psutil.STATUS_ZOMBIE:
-                    found.append(process)
-            except psutil.Error:
-                pass
-        return found
+        """Those of :meth:`started` still running (zombies excluded)."""
+        return [p for p in self.started() if is_running(p)]
+
+    def kill(self, processes: list[psutil.Process] | None = None) -> None:
+        """Kill ``processes`` (default: all :meth:`started`, zombies reaped) with their trees."""
+        kill_all(self.started() if processes is None else processes)
 
     def stop_survivors(self, grace: float = 0.0) -> str | None:
         """Dump and kill every survivor (whole trees); the report, or None if none was left."""
         survivors = self.alive()
         if survivors and grace > 0:
-            psutil.wait_procs(survivors, timeout=grace)
+            _wait_until_ended(survivors, time.monotonic() + grace)
             survivors = self.alive()
         if not survivors:
             return None
-        # Only the top of each tree: killing it kills its descendants.
-        pids = {p.pid for p in survivors}
-        tops = []
-        for process in survivors:
-            try:
-                parent_pid = process.ppid()
-            except psutil.Error:
-                continue
-            if parent_pid not in pids:
-                tops.append(process)
         lines = [f"{len(survivors)} child process(es) started by the test were still running:"]
         lines.extend(describe_with_stacks(survivors))
-        for process in tops:
-            kill_tree(process)
+        self.kill(survivors)
         lines.append("They were killed, with their children. Join (or terminate and join) "
                      "every process you start, also when something fails.")
         return "\n".join(lines)
+
+
+# The name the ``process_guard`` fixture gives the watch.
+ProcessGuard = ProcessWatch

@@ -324,8 +324,15 @@ def batch_of(item: pytest.Item) -> list[str]:
     return batch
 
 
-class Children:
-    """The parent's one live child, if any (each xdist worker has its own)."""
+class ChildKeeper:
+    """The parent's one live child, if any (each xdist worker has its own).
+
+    Not a watch over processes a test started (that is
+    :mod:`pytest_concurrency.hygiene.processes`): it keeps the one interpreter
+    the parent itself spawned, reuses it for the next test of the batch, and
+    ends it.  That child runs in a session of its own, so ending it kills its
+    process group, which also reaches what it started and orphaned.
+    """
 
     def __init__(self) -> None:
         self.current: ChildProcess | None = None
@@ -359,13 +366,13 @@ class Children:
             child.close()
 
 
-_children_key = pytest.StashKey[Children]()
+_children_key = pytest.StashKey[ChildKeeper]()
 
 
-def _children(config: pytest.Config) -> Children:
+def _children(config: pytest.Config) -> ChildKeeper:
     children = config.stash.get(_children_key, None)
     if children is None:
-        children = config.stash[_children_key] = Children()
+        children = config.stash[_children_key] = ChildKeeper()
     return children
 
 
