@@ -49,7 +49,8 @@ KILL_PATIENCE = 3.0
 # A leftover multiprocessing pool gets this long to terminate itself before its workers are killed.
 POOL_PATIENCE = 30.0
 
-_DUMP_SIGNAL = getattr(signal, "SIGUSR1", None)
+# The signal a child dumps its stacks on (faulthandler); 0 where there is none (Windows).
+_DUMP_SIGNAL: int = getattr(signal, "SIGUSR1", 0)
 # The key under which spawned children find the object that arms them.
 _PREPARATION_KEY = "pytest_concurrency_dumps"
 
@@ -76,7 +77,7 @@ def enable_child_dumps() -> None:
     """Make children dump their stacks on SIGUSR1 into a file we can read (forked ones from now on)."""
     global _dump_file, _dump_users
     _dump_users += 1
-    if _dump_file is not None or _DUMP_SIGNAL is None:
+    if _dump_file is not None or not _DUMP_SIGNAL:
         return
     if signal.getsignal(_DUMP_SIGNAL) not in (signal.SIG_DFL, None):
         return  # someone else uses SIGUSR1
@@ -114,7 +115,7 @@ class _ArmDumps:
         self.path = path
 
     def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        return (faulthandler.register, (int(_DUMP_SIGNAL), _OpenForAppending(self.path), True, False))
+        return (faulthandler.register, (_DUMP_SIGNAL, _OpenForAppending(self.path), True, False))
 
 
 @contextlib.contextmanager
@@ -407,7 +408,8 @@ def _reap(members: list[psutil.Process], deadline: float) -> None:
             if child.pid in pids:
                 child.join(left())
     me = os.getpid()
-    ours, others = [], []
+    ours: list[psutil.Process] = []
+    others: list[psutil.Process] = []
     for member in members:
         with contextlib.suppress(psutil.Error):
             (ours if member.ppid() == me else others).append(member)
