@@ -109,6 +109,7 @@ def exercise_timeout(config: pytest.Config) -> float:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Check the timeouts before anything runs, and start the watchdog that waits for stuck tests."""
     config.addinivalue_line(
         "markers",
         "no_deadlock_detection: do not watch this test's threading primitives "
@@ -126,6 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the watchdog with the session."""
     watchdog = config.stash.get(_watchdog_key, None)
     if watchdog is not None:
         watchdog.stop()
@@ -144,6 +146,7 @@ def _gevent_patched() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give exercise tests pytest-timeout's signal method as the last guard against a hang."""
     seconds = exercise_timeout(config)
     if seconds <= 0 or not config.pluginmanager.has_plugin("timeout"):
         return
@@ -158,6 +161,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
+    """Instrument threading for the test, let the watchdog see it, and judge what is left at its end."""
     watchdog = item.config.stash[_watchdog_key]
     test = TestState(item, threading.current_thread(), threads_at_start(item))
     item.stash[_test_key] = test

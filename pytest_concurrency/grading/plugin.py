@@ -63,6 +63,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Check the grading settings before anything runs, and open an empty grade book."""
     config.addinivalue_line("markers", f"{POINTS_HELP}")
     tamper_mode(config)  # a bad value is a usage error before anything runs
     _json_path(config)

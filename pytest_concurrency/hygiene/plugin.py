@@ -126,6 +126,7 @@ _session_key = pytest.StashKey[SessionHygiene]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Check hygiene_scope now, and keep the session's record of what tests left behind."""
     config.addinivalue_line(
         "markers",
         "hygiene: fail this test on leaked threads, processes, greenlets, thread exceptions "
@@ -153,6 +154,7 @@ def _pending_greenlets() -> list[Any]:
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Generator:
+    """Watch the whole protocol for exceptions lost in threads; remember what a test left running."""
     session = item.config.stash[_session_key]
     strict = is_strict(item)
     test = TestHygiene(strict, threads_at_start(item))
@@ -175,6 +177,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 # Plain hooks, not wrappers: most tests are not strict, and for them these cost one call.
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
+    """Take the strict test's snapshot after its setup: long-lived fixtures' threads are not its leaks."""
     # What the test starts counts from here: fixtures of a wider scope may start
     # threads and servers during setup that live on after this test on purpose.
     test = item.stash.get(_hygiene_key, None)
@@ -188,6 +191,7 @@ def pytest_runtest_call(item: pytest.Item) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Fail a strict test that left threads, processes or greenlets behind, after its fixtures ended."""
     # trylast: after pytest's own teardown (the fixtures); not reached if that raised.
     test = item.stash.get(_hygiene_key, None)
     if test is None or not test.strict:
@@ -296,6 +300,7 @@ def _leaked_greenlets(test: TestHygiene) -> str | None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Kill the child processes that are still alive: nothing started by a test outlives the session."""
     hygiene = session.config.stash.get(_session_key, None)
     if hygiene is None:
         return

@@ -80,6 +80,7 @@ def in_isolated_child() -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the isolated marker, and the watch that catches tests patching the pytest process."""
     config.addinivalue_line("markers", ISOLATED_HELP)
     config.pluginmanager.register(_PhaseWatch(), "concurrency-isolation-patching")
 
@@ -179,6 +180,7 @@ class NotInThisInterpreter(types.ModuleType):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, Any]:
+    """Collect isolated test modules without importing their exercise; catch patching at import."""
     stand_ins = _stand_ins_for(collector)
     saved = {name: sys.modules.get(name) for name in stand_ins}
     sys.modules.update(stand_ins)
@@ -265,14 +267,17 @@ class _PhaseWatch:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        """Catch a fixture that monkey-patches while it sets up."""
         return (yield from _watch_phase(item, "setting up"))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        """Catch a test that monkey-patches while it runs."""
         return (yield from _watch_phase(item, "running"))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        """Catch a fixture that monkey-patches while it tears down."""
         return (yield from _watch_phase(item, "tearing down"))
 
 
@@ -378,6 +383,7 @@ def _children(config: pytest.Config) -> ChildKeeper:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """Run an isolated test in the fresh interpreter and report its phases as if run here."""
     if in_isolated_child() or item.get_closest_marker("isolated") is None:
         return None
     ihook = item.ihook
@@ -413,11 +419,13 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Close the child: with -x or -k it would wait for a test that never comes."""
     # -x, -k ... or a deselected last test: the child waits for a test that never comes.
     _children(session.config).close()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    """Close the child if the session ended before its finish."""
     _children(config).close()
 
 
