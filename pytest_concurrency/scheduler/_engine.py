@@ -40,6 +40,9 @@ class UncontrolledBlockingError(ConcurrencyError):
     """A controlled thread blocked in something the scheduler does not control."""
 
 
+Pairs = Sequence[tuple[int, int]]  # (position, choice)
+
+
 class Decisions:
     """What a schedule decides: where the running thread is preempted, and for whom.
 
@@ -64,13 +67,8 @@ class Decisions:
     two or more runnable threads.  A hand-off is not a preemption.
     """
 
-    def __init__(
-        self,
-        at_steps: Sequence[tuple[int, int]] = (),
-        after_switch: Sequence[tuple[int, int]] = (),
-        at_syncs: Sequence[tuple[int, int]] = (),
-        at_handoffs: Sequence[tuple[int, int]] = (),
-    ) -> None:
+    # Positional: a Schedule (which checks them) passes its four lists in this order.
+    def __init__(self, at_steps: Pairs, after_switch: Pairs, at_syncs: Pairs, at_handoffs: Pairs) -> None:
         self.at_steps = sorted(at_steps)
         self.after_switch = list(after_switch)
         self.at_syncs = sorted(at_syncs)
@@ -108,7 +106,7 @@ class Scheduler:
         detailed: bool = False,
         record_opportunities: bool = False,
     ) -> None:
-        self.decisions = decisions or Decisions()
+        self.decisions = decisions or Decisions((), (), (), ())
         # Exhaustive exploration, in the order they came: ("step", step, n) for
         # each step where a preemption could switch to n threads, and
         # ("handoff", k, n) for each hand-off that had n threads to choose from.

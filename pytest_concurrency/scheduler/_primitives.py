@@ -283,13 +283,18 @@ class Condition:
     def __repr__(self) -> str:
         return f"<{self._describe()} ({len(self._c_waiters)} controlled waiters)>"
 
+    def _owned_lock(self, record: ThreadRecord, what: str) -> Any:
+        """The controlled lock under this condition, which ``record`` must hold to ``what``."""
+        lock = _controlled_lock(self._lock, f"{what}()")
+        if lock._c_owner is not record:
+            raise RuntimeError(f"cannot {what} on un-acquired lock")
+        return lock
+
     def wait(self, timeout: float | None = None) -> bool:
         record = _controlled.get(_get_ident())
         if record is None:
             return self._real.wait(timeout)
-        lock = _controlled_lock(self._lock, "wait()")
-        if lock._c_owner is not record:
-            raise RuntimeError("cannot wait on un-acquired lock")
+        lock = self._owned_lock(record, "wait")
         scheduler = record.scheduler
         scheduler.sync_point(record, "Condition.wait")
         count = lock._c_count or 0
@@ -330,9 +335,7 @@ class Condition:
         record = _controlled.get(_get_ident())
         if record is None:
             return self._real.notify(n)
-        lock = _controlled_lock(self._lock, "notify()")
-        if lock._c_owner is not record:
-            raise RuntimeError("cannot notify on un-acquired lock")
+        self._owned_lock(record, "notify")  # checks that the caller holds it
         scheduler = record.scheduler
         while self._c_waiters and n > 0:
             waiter = self._c_waiters.popleft()
