@@ -61,7 +61,7 @@ def preload(module: str, path: str) -> None:
 
 
 USAGE = (
-    "usage: _isolated_child --commands FD --reports FD [--stacks PATH] [--timeout S] "
+    "usage: python -m pytest_concurrency.isolation.child --commands FD --reports FD [--stacks PATH] [--timeout S] "
     "[--preload NAME=PATH]... -- PYTEST ARGS"
 )
 
@@ -77,7 +77,7 @@ def parse(argv: list[str]) -> dict[str, Any]:
     for flag in pairs:
         value = next(pairs, None)
         if value is None:
-            raise SystemExit(f"_isolated_child: {flag} needs a value")
+            raise SystemExit(f"isolation.child: {flag} needs a value")
         if flag in ("--commands", "--reports"):
             options[flag[2:]] = int(value)
         elif flag == "--stacks":
@@ -88,7 +88,7 @@ def parse(argv: list[str]) -> dict[str, Any]:
             name, _, path = value.partition("=")
             options["preloads"].append((name, path))
         else:
-            raise SystemExit(f"_isolated_child: unknown option {flag}")
+            raise SystemExit(f"isolation.child: unknown option {flag}")
     if options["commands"] < 0 or options["reports"] < 0:
         raise SystemExit(USAGE)
     return options
