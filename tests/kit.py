@@ -82,6 +82,7 @@ class Hunk:
 class Patch:
     path: Path
     header: tuple[str, ...]
+    labels: tuple[str, str]  # the names after "--- " and "+++ ", without a timestamp
     hunks: tuple[Hunk, ...]
 
     @property
@@ -133,6 +134,8 @@ def parse_patch(path: Path) -> Patch:
             len(old) < old_count or len(new) < new_count or lines[i].startswith("\\")
         ):
             kind, text = lines[i][:1], lines[i][1:]
+            if lines[i] in ("\n", "\r\n"):  # an empty context line whose space an editor trimmed
+                kind, text = " ", lines[i]
             if kind == "\\":  # "\ No newline at end of file": about the line before
                 for side in {"-": (old,), "+": (new,), " ": (old, new)}[previous]:
                     side[-1] = side[-1].rstrip("\r\n")
@@ -153,7 +156,8 @@ def parse_patch(path: Path) -> Patch:
         hunks.append(Hunk(number, int(match[1]), tuple(old), tuple(new)))
     if not hunks:
         raise PatchError(f"{where}: the diff has no hunks")
-    return Patch(path, header, tuple(hunks))
+    labels = tuple(line[4:].rstrip("\r\n").split("\t")[0] for line in lines[first:first + 2])
+    return Patch(path, header, labels, tuple(hunks))
 
 
 def apply_patch(patch: Patch, original: str, original_name: str) -> str:

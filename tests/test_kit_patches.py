@@ -52,6 +52,10 @@ def test_patch_header_names_the_mistake_and_existing_tests(variant: BrokenVarian
     assert variant.mistake, f"{where}: the header's first line must name the mistake"
     assert not variant.mistake.startswith("CAUGHT_BY:"), f"{where}: the first line must name the mistake"
     assert variant.caught_by, f"{where}: the header has no 'CAUGHT_BY: test_name, ...' line"
+    module = variant.solution.name
+    assert variant.patch.labels == (f"a/{module}", f"b/{module}"), (
+        f"{where}: the diff is labelled {variant.patch.labels}; want a/{module} and b/{module}"
+    )
     unknown = sorted(set(variant.caught_by) - graded_test_names(variant.exercise))
     assert not unknown, f"{where}: CAUGHT_BY names tests that exercises/{variant.exercise} does not have: {unknown}"
 
@@ -91,6 +95,7 @@ TWO_HUNKS = """\
 
 def test_header(tmp_path):
     patch = write_patch(tmp_path, TWO_HUNKS, header="The mistake.\nMore words.\nCAUGHT_BY: test_a test_b,test_c\n\n")
+    assert patch.labels == ("a/module.py", "b/module.py")
     assert patch.mistake == "The mistake."
     assert patch.caught_by == ["test_a", "test_b", "test_c"]
     assert [hunk.line for hunk in patch.hunks] == [2, 20]
@@ -163,6 +168,12 @@ def test_rejects_a_malformed_diff(tmp_path, body, complaint):
 def test_rejects_a_header_line_that_looks_like_a_diff(tmp_path):
     with pytest.raises(PatchError, match="taken for the start of the diff"):
         write_patch(tmp_path, TWO_HUNKS, header="diff of something\nCAUGHT_BY: test_a\n")
+
+
+def test_an_empty_context_line_may_have_lost_its_space(tmp_path):
+    original = "one\n\nthree\n"
+    body = "@@ -1,3 +1,3 @@\n one\n\n-three\n+THREE\n"
+    assert apply_patch(write_patch(tmp_path, body), original, "module.py") == "one\n\nTHREE\n"
 
 
 def test_a_file_without_a_final_newline(tmp_path):
