@@ -38,7 +38,8 @@ def test_stub_scores_zero_and_every_test_is_not_started(exercise, tmp_path):
 
 @pytest.mark.parametrize("variant", broken_variants(), ids=lambda v: f"{v.exercise}/{v.name}")
 def test_broken_implementation_is_caught(variant: BrokenVariant, tmp_path):
-    impl = mirror_with(tmp_path, variant.exercise, variant.path)
+    # The patch applied to the current solution (tests/test_kit_patches.py checks it applies).
+    impl = mirror_with(tmp_path, variant.exercise, variant.source())
     # Only the tests that must catch it: the others prove nothing about the
     # variant, and some exercises' tests are costly (processes, interpreters).
     selection = ["-k", " or ".join(variant.caught_by)] if variant.caught_by else []
@@ -60,4 +61,6 @@ def test_every_exercise_has_a_solution_and_broken_implementations():
     for exercise in exercise_names():
         assert (SOLUTIONS / exercise).is_dir(), f"solutions/{exercise} is missing"
         count = sum(v.exercise == exercise for v in variants)
-        assert count >= 4, f"{exercise} has {count} broken implementations under tests/broken; want ≥ 4"
+        assert count >= 4, (
+            f"{exercise} has {count} broken implementations (.patch) under tests/broken; want ≥ 4"
+        )
