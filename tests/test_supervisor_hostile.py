@@ -119,7 +119,8 @@ def test_os_exit_during_a_test_is_a_crash(graded: Graded):
 
 def test_os_exit_at_import_costs_the_whole_exercise_and_nothing_else(graded: Graded):
     assert graded.points("06_exit_at_import") == dict.fromkeys(EARNED_7, 0.0)
-    assert "before running any test" in graded.output("06_exit_at_import", "test_first")
+    # os._exit at import no longer ends the child: the exercise is broken, naming the call.
+    assert "called os._exit(0)" in graded.output("06_exit_at_import", "test_first")
 
 
 def test_a_segfault_is_a_crash_naming_the_signal(graded: Graded):
