@@ -28,7 +28,7 @@ class TestState:
     """What the watchdog knows about the test that runs now."""
 
     __slots__ = ("item", "thread", "baseline", "reports", "reported", "installed", "timeout_snapshot",
-                 "gevent", "unwinding")
+                 "timeout_site", "gevent", "unwinding")
 
     def __init__(self, item: pytest.Item, thread: threading.Thread, baseline: set[threading.Thread]) -> None:
         self.item = item
@@ -38,6 +38,8 @@ class TestState:
         self.reported = 0  # how many of them a phase's report already gave
         self.installed = False
         self.timeout_snapshot: str | None = None
+        # Where the student's code was when pytest-timeout fired: ("running" or "waiting", line).
+        self.timeout_site: tuple[str, str] | None = None
         self.gevent: gw.Watch | None = None
         self.unwinding: set[int] = set()  # idents of the threads the watchdog unwound
 
