@@ -66,7 +66,9 @@ from .report import inversion_report, snapshot_report
 from .watchdog import TestState, Watchdog, test_threads
 
 DEFAULT_DEADLOCK_TIMEOUT = 1.0
-DEFAULT_EXERCISE_TIMEOUT = 60.0
+# Five times the slowest solution test (5 s: a memcached client's timeouts), not more: a
+# student's loop costs this once, then timeout_after_hang for each other test of the exercise.
+DEFAULT_EXERCISE_TIMEOUT = 30.0
 DEADLOCK_TIMEOUT = Setting(
     "deadlock_timeout", option="--deadlock-timeout", metavar="S", parse=seconds,
     default=DEFAULT_DEADLOCK_TIMEOUT, shown_default="1.0",
@@ -76,7 +78,7 @@ DEADLOCK_TIMEOUT = Setting(
 )
 EXERCISE_TIMEOUT = Setting(
     "exercise_timeout", option="--exercise-timeout", metavar="S", parse=seconds,
-    default=DEFAULT_EXERCISE_TIMEOUT, shown_default="60",
+    default=DEFAULT_EXERCISE_TIMEOUT, shown_default="30",
     help="pytest-timeout for exercise tests that have no timeout marker, with the signal "
          "method (only the hung test fails); 0 for none",
 )

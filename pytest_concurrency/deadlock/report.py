@@ -41,7 +41,7 @@ def _describe_thread(ident: int, wait: wg.Wait | None, names: dict, frames: dict
     if owner is not None:
         if wait.kind == "join":
             site += f"\n      (and {thread_label(names.get(owner, str(owner)))} does not end)"
-        else:
+        elif wait.kind != "watch":
             owner_name = names.get(owner, str(owner))
     return "\n".join(describe_thread(name, holds, wg.describe_wait(ident, wait, frame), site, owner_name))
 
