@@ -30,8 +30,10 @@ acquisition sites.  In exercise tests (and tests marked ``hygiene``, see
 **The last guard**: exercise tests without a ``timeout`` marker get
 ``pytest.mark.timeout(exercise_timeout, method="signal")`` from pytest-timeout:
 the signal method fails only the test that hangs (the thread method would end the
-whole run).  When it fires, the wait-for graph and every thread's stack are
-added to its message, and the blocked threads are unwound.
+whole run).  When it fires, the message starts with the line of the student's
+code that was running, the wait-for graph and every thread's stack are added,
+and the blocked threads are unwound.  After such a hang in the student's code,
+the exercise's other tests get ``timeout_after_hang`` seconds instead.
 
 ``--deadlock-timeout 0`` turns the watchdog off (the instrumentation stays, for
 the lock-order check).

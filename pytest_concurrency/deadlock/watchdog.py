@@ -192,7 +192,7 @@ def idle_pool_threads(idents: set[int]) -> set[int]:
     """
     if not idents or "multiprocessing.pool" not in sys.modules:
         return set()
-    pool_cache = sys.modules["multiprocessing.pool"]._PoolCache  # type: ignore[attr-defined]
+    pool_cache = sys.modules["multiprocessing.pool"]._PoolCache
     idle = set()
     for thread in threading.enumerate():
         if thread.ident not in idents:
