@@ -169,6 +169,35 @@ def user_site(frame: FrameType | None, missing: str = "(no user code on its stac
     return frame_site(user) if user is not None else missing
 
 
+def is_test_file(filename: str) -> bool:
+    """A test module or a conftest: the kit's code, not the student's.
+
+    >>> is_test_file("exercises/07_thread_pool/test_thread_pool.py"), is_test_file("thread_pool.py")
+    (True, False)
+    """
+    name = os.path.basename(filename)
+    return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+
+
+def student_frame(frame: FrameType | None) -> FrameType | None:
+    """The innermost frame of the student's own module on a stack (user code that is
+    neither a test file nor source run by ``eval``), or None."""
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith("<") and is_user_file(filename) and not is_test_file(filename):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def running_line(frame: FrameType) -> str:
+    """``thread_pool.py:41 in submit: `while self._busy:``` (the line a frame is at, quoted)."""
+    code = frame.f_code
+    text = f"{where(code.co_filename, frame.f_lineno)} in {code.co_name}"
+    source = source_line(code.co_filename, frame.f_lineno)
+    return f"{text}: `{source}`" if source else text
+
+
 # ------------------------------------------------------------------ stacks
 
 Entry = tuple[str, int | None, str]  # file, line, function

@@ -35,6 +35,8 @@ from typing import Any
 import psutil
 import pytest
 
+from .deadlock.watchdog import guarded_join, guarded_watch
+from .errors import DeadlockError
 from .hygiene.processes import ProcessWatch, describe_with_stacks, status_of
 
 
@@ -144,7 +146,12 @@ def within(seconds: float, fn, *args, **kwargs):
 
     caller = threading.Thread(target=call, name=f"calling {fn.__name__}", daemon=True)
     caller.start()
-    caller.join(seconds)
+    # Past `seconds` the test fails: when every thread of the test is blocked, it fails now.
+    try:
+        guarded_join(caller, seconds, f"within({seconds:g} s), then the test fails")
+    except DeadlockError:
+        started.kill()  # nothing could end the call: its child processes go with it
+        raise
     if caller.is_alive():
         report = [f"{fn.__name__} did not return within {seconds:g} s: it hangs."]
         where = _stack_below(caller, call.__code__)
@@ -222,8 +229,14 @@ class Background:
         return _stack_below(self.thread, Background._run.__code__) or "  (the thread has ended)"
 
     def outcome(self, what: str) -> Any:
-        """``fn``'s result (or exception), once the thread ended; ``what`` names the call."""
-        if not self.ended():
+        """``fn``'s result (or exception), once the thread ended; ``what`` names the call.
+
+        When every thread of the test is blocked meanwhile, nothing can end the wait
+        but the patience, which fails the test: the deadlock watchdog fails it at once.
+        """
+        __tracebackhide__ = True
+        patience = f"Background.outcome: {self.patience:g} s, then the test fails"
+        if not guarded_join(self.thread, self.patience, patience):
             raise AssertionError(
                 f"{what}: thread {self.name!r} was still blocked {self.patience:g} s later "
                 f"(a deadlock, or a wait that nothing ends?). It is stuck here:\n{self.where()}"
@@ -255,15 +268,18 @@ def wait_until_blocked(
     thread = job.thread if isinstance(job, Background) else job
     waits = {_CONDITION_WAIT, threading.Condition.wait.__code__}
     deadline = time.monotonic() + patience
-    while time.monotonic() < deadline:
-        frame = sys._current_frames().get(thread.ident or -1)
-        while frame is not None:
-            if frame.f_code in waits:
-                return
-            frame = frame.f_back
-        if not thread.is_alive():
-            raise AssertionError(f"{what}: thread {thread.name!r} returned instead of waiting")
-        time.sleep(0.001)  # polling only decides how soon we notice, never the verdict
+    # Past the patience the test fails: when every thread of the test is blocked, it fails now.
+    with guarded_watch(thread, f"wait_until_blocked: {patience:g} s, then the test fails") as unwound:
+        while time.monotonic() < deadline:
+            frame = sys._current_frames().get(thread.ident or -1)
+            while frame is not None:
+                if frame.f_code in waits:
+                    return
+                frame = frame.f_back
+            if not thread.is_alive():
+                raise AssertionError(f"{what}: thread {thread.name!r} returned instead of waiting")
+            time.sleep(0.001)  # polling only decides how soon we notice, never the verdict
+            unwound()
     raise AssertionError(
         f"{what}: thread {thread.name!r} never slept in Condition.wait within {patience:g} s. "
         "A thread that must wait should sleep on a threading.Condition (or an Event), "

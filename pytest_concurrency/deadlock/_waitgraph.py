@@ -35,7 +35,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from types import CodeType, FrameType
 from typing import Any
 
@@ -107,14 +107,17 @@ class Held:
 class Wait:
     """One blocked call, from its start to its end."""
 
-    __slots__ = ("kind", "target", "timed", "since", "serial")
+    __slots__ = ("kind", "target", "timed", "since", "serial", "guard")
 
-    def __init__(self, kind: str, target: Any, timed: bool, since: float) -> None:
-        self.kind = kind  # "acquire", "wait" (condition), "join"
+    def __init__(self, kind: str, target: Any, timed: bool, since: float, guard: str | None = None) -> None:
+        self.kind = kind  # "acquire", "wait" (condition), "join", "watch" (a thread's state)
         self.target = target  # the lock, the condition, the thread
         self.timed = timed
         self.since = since
         self.serial = next(_serials)
+        # A test helper's patience ("10 s, then the test fails"): a timed wait whose
+        # timeout can only fail the test, so the watchdog counts it as untimed.
+        self.guard = guard
 
     def __repr__(self) -> str:
         return f"Wait({self.kind!r}, {self.target!r}, timed={self.timed}, since={self.since:.3f})"
@@ -123,7 +126,7 @@ class Wait:
         """The ident of the thread this wait waits for (a lock's owner, a joined thread), or None."""
         if self.kind == "acquire":
             return self.target._owner
-        if self.kind == "join":
+        if self.kind in ("join", "watch"):
             return self.target.ident
         return None
 
@@ -920,8 +923,11 @@ def describe_wait(ident: int, wait: Wait, frame: FrameType | None) -> str:
     x.py:5) in Lock.acquire()`` / ``join() of thread 'worker'``, from the live stack."""
     target = wait.target
     top = frame
+    patience = f" ({wait.guard})" if wait.guard else ""
     if wait.kind == "join":
-        return f"join() of {thread_label(target.name)}"
+        return f"join() of {thread_label(target.name)}{patience}"
+    if wait.kind == "watch":
+        return f"{thread_label(target.name)} to sleep in Condition.wait{patience}"
     if wait.kind == "acquire":
         return f"{target.describe()} in {type(target).__name__.replace('Instrumented', '')}.acquire()"
     # A condition: name the object of the outermost plumbing frame (Event, Queue, ...).
@@ -985,6 +991,51 @@ def _watched_join(self: threading.Thread, timeout: float | None = None) -> None:
 
 
 _watched_join.__doc__ = _original_join.__doc__
+
+
+def guarded_join(thread: threading.Thread, seconds: float, guard: str) -> bool:
+    """``thread.join(seconds)`` for a test helper that fails the test when ``seconds`` run
+    out: recorded at once as a wait with no timeout (``guard`` says why), so that a test
+    whose every thread is blocked fails after ``deadlock_timeout``, not after ``seconds``.
+    Whether the thread ended; DeadlockError when the watchdog unwinds the caller."""
+    __tracebackhide__ = True
+    _original_join(thread, 0)
+    if not thread.is_alive():
+        return True
+    with guarded("join", thread, guard) as unwound:
+        deadline = _monotonic() + seconds
+        while thread.is_alive():
+            left = deadline - _monotonic()
+            if left <= 0:
+                return False
+            _original_join(thread, min(SLICE, left))
+            unwound()
+    return True
+
+
+@contextlib.contextmanager
+def guarded(kind: str, target: Any, guard: str) -> Iterator[Callable[[], None]]:
+    """Record the calling thread as waiting (``kind``, ``target``) for a helper whose patience
+    running out fails the test; yields a check that raises DeadlockError once unwound."""
+    me = _get_ident()
+
+    def unwound() -> None:
+        __tracebackhide__ = True
+        # Forgotten as it is raised: the helper's caller fails the test from here, and its
+        # own clean-up (fixtures' teardown, killing children) may wait on locks again.
+        report = _unwound.pop(me, None)
+        if report is not None:
+            raise _unwind_error(report)
+
+    unwound()
+    wait = _waits[me] = Wait(kind, target, False, _monotonic(), guard)
+    if on_wait is not None:
+        on_wait(wait)
+    try:
+        yield unwound
+    finally:
+        if _waits.get(me) is wait:
+            del _waits[me]
 
 # The watched subclass of the standard Condition is made once, at import, and
 # named ``Condition`` here, so that it pickles by reference: a Manager started

@@ -30,8 +30,10 @@ acquisition sites.  In exercise tests (and tests marked ``hygiene``, see
 **The last guard**: exercise tests without a ``timeout`` marker get
 ``pytest.mark.timeout(exercise_timeout, method="signal")`` from pytest-timeout:
 the signal method fails only the test that hangs (the thread method would end the
-whole run).  When it fires, the wait-for graph and every thread's stack are
-added to its message, and the blocked threads are unwound.
+whole run).  When it fires, the message starts with the line of the student's
+code that was running, the wait-for graph and every thread's stack are added,
+and the blocked threads are unwound.  After such a hang in the student's code,
+the exercise's other tests get ``timeout_after_hang`` seconds instead.
 
 ``--deadlock-timeout 0`` turns the watchdog off (the instrumentation stays, for
 the lock-order check).
@@ -39,6 +41,7 @@ the lock-order check).
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import threading
@@ -51,6 +54,7 @@ from typing import Any
 import pytest
 
 from .._config import Setting, add, read, seconds
+from .._frames import running_line, student_frame
 from ..errors import DeadlockError
 from ..hygiene.scope import (
     forget_threads_at_start,
@@ -58,13 +62,15 @@ from ..hygiene.scope import (
     is_strict,
     threads_at_start,
 )
-from ..layout import in_exercise_folder
+from ..layout import exercise_name, in_exercise_folder
 from . import _waitgraph as wg
 from .report import inversion_report, snapshot_report
 from .watchdog import TestState, Watchdog, test_threads
 
 DEFAULT_DEADLOCK_TIMEOUT = 1.0
-DEFAULT_EXERCISE_TIMEOUT = 60.0
+# Five times the slowest solution test (5 s: a memcached client's timeouts), not more: a
+# student's loop costs this once, then timeout_after_hang for each other test of the exercise.
+DEFAULT_EXERCISE_TIMEOUT = 30.0
 DEADLOCK_TIMEOUT = Setting(
     "deadlock_timeout", option="--deadlock-timeout", metavar="S", parse=seconds,
     default=DEFAULT_DEADLOCK_TIMEOUT, shown_default="1.0",
@@ -74,11 +80,20 @@ DEADLOCK_TIMEOUT = Setting(
 )
 EXERCISE_TIMEOUT = Setting(
     "exercise_timeout", option="--exercise-timeout", metavar="S", parse=seconds,
-    default=DEFAULT_EXERCISE_TIMEOUT, shown_default="60",
+    default=DEFAULT_EXERCISE_TIMEOUT, shown_default="30",
     help="pytest-timeout for exercise tests that have no timeout marker, with the signal "
          "method (only the hung test fails); 0 for none",
 )
+DEFAULT_TIMEOUT_AFTER_HANG = 2.0
+TIMEOUT_AFTER_HANG = Setting(
+    "timeout_after_hang", option="--timeout-after-hang", metavar="S", parse=seconds,
+    default=DEFAULT_TIMEOUT_AFTER_HANG, shown_default="2",
+    help="once an exercise test has timed out while the student's code ran, the exercise's "
+         "other tests get this limit instead of exercise_timeout (a loop costs seconds, "
+         "not minutes); 0 keeps exercise_timeout",
+)
 PYTEST_TIMEOUT_PREFIX = "Timeout (>"
+_PYTEST_TIMEOUT_SECONDS = re.compile(r"Timeout \(>([0-9.]+)s\)")
 
 
 class PotentialDeadlockWarning(pytest.PytestWarning):
@@ -93,11 +108,17 @@ class EventLoopBlockedWarning(pytest.PytestWarning):
 
 _watchdog_key = pytest.StashKey[Watchdog]()
 _test_key = pytest.StashKey[TestState]()
+# The pytest-timeout limit we gave an exercise test (collection), and the shorter one it got
+# because another test of its exercise hung before: (seconds, that test's name).
+_limit_key = pytest.StashKey[float]()
+_short_key = pytest.StashKey[tuple[float, str]]()
+# exercise folder -> the name of its first test that timed out in the student's code.
+_hung_key = pytest.StashKey[dict[str, str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """--deadlock-timeout / deadlock_timeout and --exercise-timeout / exercise_timeout."""
-    add(parser, DEADLOCK_TIMEOUT, EXERCISE_TIMEOUT)
+    """--deadlock-timeout, --exercise-timeout and --timeout-after-hang, and their ini keys."""
+    add(parser, DEADLOCK_TIMEOUT, EXERCISE_TIMEOUT, TIMEOUT_AFTER_HANG)
 
 
 def deadlock_timeout(config: pytest.Config) -> float:
@@ -117,6 +138,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     timeout = deadlock_timeout(config)
     exercise_timeout(config)  # a bad value is a usage error now, not at the first test
+    read(config, TIMEOUT_AFTER_HANG)
+    config.stash[_hung_key] = {}
     wg.SLICE = max(0.01, min(0.05, timeout / 4)) if timeout > 0 else 0.05
     watchdog = Watchdog(timeout)
     config.stash[_watchdog_key] = watchdog
@@ -157,6 +180,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if in_exercise_folder(item.path) and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(seconds, method="signal"))
+            item.stash[_limit_key] = seconds
+
+
+def _shorten_after_a_hang(item: pytest.Item) -> None:
+    """An exercise whose student code hung once: its other tests get the short limit."""
+    limit = item.stash.get(_limit_key, None)
+    if limit is None:
+        return
+    hung = item.config.stash.get(_hung_key, {}).get(exercise_name(item.path) or "")
+    short = read(item.config, TIMEOUT_AFTER_HANG)
+    if hung is None or hung == item.name or short <= 0 or short >= limit:
+        return
+    # First among the item's markers: pytest-timeout reads the closest one when the test starts.
+    item.add_marker(pytest.mark.timeout(short, method="signal"), append=False)
+    item.stash[_short_key] = (short, hung)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -166,6 +204,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     test = TestState(item, threading.current_thread(), threads_at_start(item))
     item.stash[_test_key] = test
     wg.reset_order()
+    _shorten_after_a_hang(item)
     if not has_marker(item, "no_deadlock_detection") and not _gevent_patched():
         wg.install()
         test.installed = True
@@ -233,7 +272,7 @@ def _verdict(item: pytest.Item, call: pytest.CallInfo[None], test: TestState) ->
             return _watchdog_error(_gevent().loop_exit_report(error))
         message = getattr(error, "msg", "")
         if isinstance(message, str) and message.startswith(PYTEST_TIMEOUT_PREFIX):
-            return _merge_timeout(test, error)
+            return _merge_timeout(item, test, error)
         _check_event_loop(item, test, call.when, failed=True)
         return None
     failure = _check_event_loop(item, test, call.when, failed=False)
@@ -297,6 +336,7 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> Generator:
 
         def snapshot_then_fail(signum: int, frame: Any) -> None:
             __tracebackhide__ = True
+            test.timeout_site = _student_site(test, frame)
             test.timeout_snapshot = snapshot_report(test.thread.ident, _members(test), frame)
             theirs(signum, frame)
 
@@ -310,13 +350,51 @@ def _members(test: TestState) -> set[int | None]:
     return members
 
 
-def _merge_timeout(test: TestState, error: BaseException) -> BaseException:
-    """pytest-timeout's failure, with the wait-for graph; the blocked threads are unwound."""
+def _student_site(test: TestState, interrupted: Any = None) -> tuple[str, str] | None:
+    """Where the student's code was: ("running" or "waiting at", its line), or None.
+
+    The test's own thread first (``interrupted``: its frame under the signal),
+    then the threads it started, those not blocked in a watched wait first.
+    """
+    frames = sys._current_frames()
+    main = test.thread.ident
+    if interrupted is not None and main is not None:
+        frames[main] = interrupted
+    members = _members(test)
+    waits = wg.waits()
+    started = [t.ident for t in threading.enumerate() if t.ident in members and t.ident != main]
+    order = [main, *[i for i in started if i not in waits], *[i for i in started if i in waits]]
+    for ident in order:
+        frame = student_frame(frames.get(ident or -1))
+        if frame is not None:
+            return ("waiting at" if ident in waits else "running", running_line(frame))
+    return None
+
+
+def _merge_timeout(item: pytest.Item, test: TestState, error: BaseException) -> BaseException:
+    """pytest-timeout's failure, led by the student's line, with the wait-for graph; the
+    blocked threads are unwound.  The first such hang of an exercise shortens its other tests."""
+    site = test.timeout_site or _student_site(test)
     report = test.timeout_snapshot or snapshot_report(test.thread.ident, _members(test))
     for ident in test_threads(test) or ():
         if ident != test.thread.ident:
             wg.unwind(ident, f"unwound after pytest-timeout fired in {test.item.nodeid}")
-    return pytest.fail.Exception(f"{error.msg}\n\n{report}", pytrace=False)  # type: ignore[attr-defined]
+    message = str(getattr(error, "msg", ""))
+    found = _PYTEST_TIMEOUT_SECONDS.match(message)
+    limit = float(found.group(1)) if found else item.stash.get(_limit_key, 0.0)
+    head = f"{item.name} did not finish in {limit:g} s"
+    short = item.stash.get(_short_key, None)
+    if short is not None:
+        head += (f" (given {short[0]:g} s instead of {item.stash[_limit_key]:g} s because "
+                 f"{short[1]} hung before)")
+    if site is not None:
+        head += f"; your code was {site[0]} {site[1]}"
+        exercise = exercise_name(item.path) if in_exercise_folder(item.path) else None
+        if exercise is not None:
+            item.config.stash.get(_hung_key, {}).setdefault(exercise, item.name)
+    else:
+        head += "; none of your code was on the stacks of its threads (it was in the test itself, or in native code)"
+    return pytest.fail.Exception(f"{head}\n{message}\n\n{report}", pytrace=False)
 
 
 def _check_order(item: pytest.Item) -> BaseException | None:

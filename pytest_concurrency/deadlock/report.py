@@ -41,7 +41,7 @@ def _describe_thread(ident: int, wait: wg.Wait | None, names: dict, frames: dict
     if owner is not None:
         if wait.kind == "join":
             site += f"\n      (and {thread_label(names.get(owner, str(owner)))} does not end)"
-        else:
+        elif wait.kind != "watch":
             owner_name = names.get(owner, str(owner))
     return "\n".join(describe_thread(name, holds, wg.describe_wait(ident, wait, frame), site, owner_name))
 
@@ -72,7 +72,8 @@ def cycle_report(cycle: list[int], blocked: dict[int, wg.Wait], timeout: float) 
     return renumber("\n".join([head, "", *body, _stacks(cycle, names, frames), tail]))
 
 
-def stuck_report(members: list[int], blocked: dict[int, wg.Wait], timeout: float) -> str:
+def stuck_report(members: list[int], blocked: dict[int, wg.Wait], timeout: float,
+                 idle_pool: list[int] | None = None) -> str:
     names, frames = _thread_names(), sys._current_frames()
     head = (
         f"deadlock: every thread of the test ({len(members)}) has been blocked for "
@@ -81,6 +82,12 @@ def stuck_report(members: list[int], blocked: dict[int, wg.Wait], timeout: float
         "on a thread that waits forever."
     )
     body = [_describe_thread(i, blocked.get(i), names, frames) for i in members]
+    if idle_pool:
+        listed = ", ".join(thread_label(names.get(i, str(i))) for i in idle_pool)
+        body.append(
+            f"  and the threads of a multiprocessing pool that has no task left ({listed}): "
+            "every result was delivered, so no callback or result can wake anyone."
+        )
     tail = "\nEvery one of these threads was unwound with DeadlockError."
     return renumber("\n".join([head, "", *body, _stacks(members, names, frames), tail]))
 

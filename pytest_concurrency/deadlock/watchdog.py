@@ -12,6 +12,7 @@ import contextlib
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -24,11 +25,28 @@ if TYPE_CHECKING:
     from . import _gevent as gw
 
 
+def guarded_join(thread: threading.Thread, seconds: float, guard: str) -> bool:
+    """``thread.join(seconds)`` for a test helper whose patience running out fails the test.
+
+    To the watchdog it is a join with no timeout: when every thread of the test is
+    blocked, the test fails after ``deadlock_timeout``, not after ``seconds``
+    (``guard`` says so in the report).  Whether the thread ended.
+    """
+    __tracebackhide__ = True
+    return wg.guarded_join(thread, seconds, guard)
+
+
+def guarded_watch(thread: threading.Thread, guard: str) -> contextlib.AbstractContextManager[Callable[[], None]]:
+    """While a test helper polls ``thread`` (then fails the test): the calling thread waits for
+    ``thread`` with no timeout, to the watchdog; yields a check to call between polls."""
+    return wg.guarded("watch", thread, guard)
+
+
 class TestState:
     """What the watchdog knows about the test that runs now."""
 
     __slots__ = ("item", "thread", "baseline", "reports", "reported", "installed", "timeout_snapshot",
-                 "gevent", "unwinding")
+                 "timeout_site", "gevent", "unwinding")
 
     def __init__(self, item: pytest.Item, thread: threading.Thread, baseline: set[threading.Thread]) -> None:
         self.item = item
@@ -38,6 +56,8 @@ class TestState:
         self.reported = 0  # how many of them a phase's report already gave
         self.installed = False
         self.timeout_snapshot: str | None = None
+        # Where the student's code was when pytest-timeout fired: ("running" or "waiting", line).
+        self.timeout_site: tuple[str, str] | None = None
         self.gevent: gw.Watch | None = None
         self.unwinding: set[int] = set()  # idents of the threads the watchdog unwound
 
@@ -133,11 +153,13 @@ class Watchdog:
         members = test_threads(test)
         if members is None or not members:
             return
-        if all(ident in blocked for ident in members) and (
-            now - max(blocked[i].since for i in members) >= self.timeout
+        idle = idle_pool_threads(members - set(blocked))
+        stuck = sorted(members - idle)
+        if stuck and all(ident in blocked for ident in stuck) and (
+            now - max(blocked[i].since for i in stuck) >= self.timeout
         ):
-            report = stuck_report(sorted(members), blocked, self.timeout)
-            self._fire(test, sorted(members), report)
+            report = stuck_report(stuck, blocked, self.timeout, sorted(idle))
+            self._fire(test, stuck, report)
 
     def _fire(self, test: TestState, idents: list[int], report: str) -> None:
         test.unwinding.update(idents)
@@ -154,6 +176,34 @@ def waits_for(blocked: dict[int, wg.Wait]) -> dict[int, int]:
         if owner is not None:
             edges[ident] = owner
     return edges
+
+
+# The threads a multiprocessing.Pool runs in the parent process (Pool._handle_workers etc.).
+_POOL_THREADS = frozenset({"Pool._handle_workers", "Pool._handle_tasks", "Pool._handle_results"})
+
+
+def idle_pool_threads(idents: set[int]) -> set[int]:
+    """Those of ``idents`` that are the threads of a ``multiprocessing`` pool with no task left.
+
+    A pool's threads reach the rest of the process only through the results of its
+    tasks (their callbacks, ``get()``, ``wait()``): with every result delivered
+    (the pool's cache empty), they can wake nobody, whatever its workers do.
+    A task is in the cache before it is queued, so no new one can be missed.
+    """
+    if not idents or "multiprocessing.pool" not in sys.modules:
+        return set()
+    pool_cache = sys.modules["multiprocessing.pool"]._PoolCache
+    idle = set()
+    for thread in threading.enumerate():
+        if thread.ident not in idents:
+            continue
+        target = getattr(thread, "_target", None)
+        if getattr(target, "__qualname__", None) not in _POOL_THREADS:
+            continue
+        caches = [a for a in getattr(thread, "_args", ()) if isinstance(a, pool_cache)]
+        if caches and not any(len(cache) for cache in caches):
+            idle.add(thread.ident)
+    return idle
 
 
 def test_threads(test: TestState) -> set[int] | None:
