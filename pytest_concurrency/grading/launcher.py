@@ -32,6 +32,7 @@ then exits the way the graded process did (its status, or the same signal).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -60,10 +61,8 @@ def _c() -> ctypes.CDLL | None:
 
 
 def _status(fd: int, **data: object) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.write(fd, (json.dumps(data) + "\n").encode())
-    except OSError:
-        pass
 
 
 def _enter_namespace() -> bool:
