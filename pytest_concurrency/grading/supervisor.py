@@ -31,6 +31,15 @@ How it stays honest:
   why (timeout, crashed, killed); the exercise is restarted for the tests that
   had not run yet (at most ``Limits.restarts`` times), so one hung test does not
   cost the others.
+- A hang costs seconds: collecting an exercise's tests (importing the
+  submission) has ``Limits.collect`` seconds; once a test of an exercise timed
+  out, the rest of it runs with pytest's ``exercise_timeout`` set to
+  ``Limits.short_test`` and within ``Limits.hang_budget`` more seconds.
+- The child cannot reach the supervisor: pytest runs under a launcher
+  (``launcher.py``), in its own session, with a relay as its parent and, where
+  the kernel allows it (root on Linux), in a PID namespace of its own with its
+  own ``/proc``.  Killing its parent, its process group or every process it
+  can signal costs that exercise only.
 
 What it does not protect against: student code runs in the child's
 interpreter, so code written to find the pipe and the token in memory and
