@@ -884,15 +884,19 @@ class Supervisor:
                     pass
             if self.reap_orphans:
                 victims.update({p.pid: p for p in self._orphans()})
-            with contextlib.suppress(OSError):
-                os.killpg(attempt.popen.pid, signal.SIGKILL)
             alive = [p for p in victims.values() if _alive(p)]
+            # The launcher goes last: a subreaper, it holds the orphans of the
+            # processes killed before it, where the next round finds them.
+            others = [p for p in alive if p.pid != attempt.popen.pid]
+            if not others:
+                with contextlib.suppress(OSError):
+                    os.killpg(attempt.popen.pid, signal.SIGKILL)
             if not alive:
                 break
             for proc in alive:  # frozen first, so that a fork bomb cannot outrun the killing
                 with contextlib.suppress(psutil.Error):
                     proc.suspend()
-            for proc in alive:
+            for proc in others or alive:
                 with contextlib.suppress(psutil.Error):
                     proc.kill()
             psutil.wait_procs([p for p in alive if p.pid != attempt.popen.pid], timeout=0.2)
