@@ -569,7 +569,7 @@ class Supervisor:
             elif kind == "report" and nodeid in attempt.tests and nodeid not in attempt.finished_tests:
                 record_phase(attempt.tests[nodeid], str(event["when"]), str(event["outcome"]),
                              str(event["message"]), float(event["duration"]))
-                if PYTEST_TIMEOUT in str(event["message"]):
+                if event["outcome"] != "passed" and PYTEST_TIMEOUT in str(event["message"]):
                     # Pytest's own timeout failed it: the tests after it get the short limit.
                     self._hangs(attempt, time.monotonic())
                 if event["when"] == "teardown":
