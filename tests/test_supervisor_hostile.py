@@ -5,6 +5,9 @@ against the fake kit ``tests/hostile/kit`` is shared by the per-case tests:
 every exercise must get exactly the points it earned (7/10 when only the
 risky test fails, 0 when the module kills its process while it is imported,
 10/10 for the sound one), within a bounded time, with nothing left running.
+A submission that kills every process it can signal is graded apart, and
+only once a probe showed that the test processes are confined to a PID
+namespace of their own (``tests/hostile/confined``).
 See ``tests/hostile/README.md``.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -29,12 +33,17 @@ LIMITS = ["--timeout", "90", "--test-timeout", "10", "--memory", "400", "--max-p
           "--exit-grace", "3"]
 
 
-def run_grade(submission: Path, out: Path, *extra: str, kit: Path = KIT,
-              timeout: float = 400) -> subprocess.CompletedProcess[str]:
+# A hang costs seconds once the supervisor saw it: measured 15-20 s; generous for a loaded machine.
+HANG_BUDGET = 45
+
+
+def run_grade(submission: Path, out: Path, *extra: str, kit: Path = KIT, timeout: float = 400,
+              env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "pytest_concurrency", "grade", str(submission),
                "--kit", str(kit), "--out", str(out), *extra]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.pop("GITHUB_STEP_SUMMARY", None)
+    env.update(env_extra or {})
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -67,6 +76,18 @@ class Graded:
         return next(t["output"] for n, t in self.tests.items()
                     if n.startswith(exercise + "/") and n.endswith("::" + test))
 
+    def status(self, exercise: str) -> str:
+        """The exercise's status in the score table on standard error."""
+        found = re.search(rf"^{exercise}\s+\S+\s+\S+\s+(.+?)\s*$", self.proc.stderr, re.M)
+        assert found, self.proc.stderr[-3000:]
+        return found.group(1)
+
+    def took(self, exercise: str) -> float:
+        """Seconds the exercise took, from its progress line on standard error."""
+        found = re.search(rf"^{exercise}: .* in ([0-9.]+) s", self.proc.stderr, re.M)
+        assert found, self.proc.stderr[-3000:]
+        return float(found.group(1))
+
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory: pytest.TempPathFactory) -> Graded:
@@ -83,7 +104,7 @@ EARNED_7 = {"test_first": 2.0, "test_risky": 0.0, "test_last": 5.0}
 
 def test_the_grade_is_produced_and_exits_0(graded: Graded):
     assert graded.proc.returncode == 0, graded.proc.stderr[-3000:]
-    assert graded.report["max_score"] == 140
+    assert graded.report["max_score"] == 189
 
 
 def test_nothing_the_submission_started_is_left_running(graded: Graded):
@@ -102,7 +123,7 @@ def test_a_sound_exercise_keeps_every_point(graded: Graded):
 @pytest.mark.parametrize("exercise", [
     "02_hang", "03_deadlock", "04_leaked_thread", "05_exit_in_test", "07_sys_exit", "08_segfault",
     "09_fork_bomb", "10_escaping_daemon", "11_memory_bomb", "12_edited_test", "13_forged_status",
-    "14_fake_results",
+    "14_fake_results", "16_kill_group",
 ])
 def test_a_hostile_test_costs_only_its_own_points(graded: Graded, exercise: str):
     assert graded.points(exercise) == EARNED_7, graded.output(exercise, "test_risky")[:2000]
@@ -154,8 +175,114 @@ def test_conftest_and_sitecustomize_of_the_submission_never_ran(graded: Graded):
 
 
 def test_a_fake_results_file_is_overwritten_by_the_real_report(graded: Graded):
-    assert graded.report["score"] == 10 + 12 * 7
+    assert graded.report["score"] == 10 + 13 * 7 + 7  # 18_hang_in_init earns 7 of 19
     assert graded.report["score"] != 999
+
+
+def test_a_module_that_kills_its_parent_costs_its_exercise_not_the_grader(graded: Graded):
+    # The grader itself survived (the grade exists, exit status 0, every other
+    # exercise graded): the test process's parent is the launcher's relay.
+    assert graded.proc.returncode == 0, graded.proc.stderr[-3000:]
+    assert graded.points("15_kill_parent") == dict.fromkeys(EARNED_7, 0.0)
+    assert graded.status("15_kill_parent") == "crashed"
+    assert "the test process's parent was killed by SIGKILL" in graded.output(
+        "15_kill_parent", "test_first")
+
+
+def test_killing_its_own_process_group_costs_only_the_test(graded: Graded):
+    assert graded.status("16_kill_group") == "crashed"
+    assert graded.output("16_kill_group", "test_risky").startswith(
+        "crashed: the test process was killed by SIGKILL")
+
+
+def test_a_hang_at_import_costs_seconds_not_the_wall_limit(graded: Graded, record_property):
+    took = graded.took("17_hang_at_import")
+    record_property("seconds", took)
+    assert graded.points("17_hang_at_import") == dict.fromkeys(EARNED_7, 0.0)
+    assert graded.status("17_hang_at_import") == "timeout"
+    assert "collecting the tests did not finish in 15 s" in graded.output(
+        "17_hang_at_import", "test_first")
+    assert took < HANG_BUDGET, graded.proc.stderr[-3000:]
+
+
+def test_a_hang_in_init_costs_seconds_once_a_test_timed_out(graded: Graded, record_property):
+    took = graded.took("18_hang_in_init")
+    record_property("seconds", took)
+    assert graded.points("18_hang_in_init") == {
+        "test_first": 2.0, "test_risky": 0.0, "test_risky_2": 0.0, "test_risky_3": 0.0,
+        "test_risky_4": 0.0, "test_last": 5.0,
+    }
+    assert graded.status("18_hang_in_init") == "timeout"
+    assert graded.output("18_hang_in_init", "test_risky").startswith(
+        "timeout: the test ran longer than 10 s")
+    for later in ("test_risky_2", "test_risky_3", "test_risky_4"):  # the short limit, in pytest
+        output = graded.output("18_hang_in_init", later)
+        assert output.startswith("Timeout (>2.0s)") or "short limit" in output, output[:500]
+    assert took < HANG_BUDGET, graded.proc.stderr[-3000:]
+
+
+CONFINED = HOSTILE / "confined"
+
+
+def _launcher_confines() -> bool:
+    """Does the launcher get a PID namespace here (root on Linux)?  Harmless: it runs `true`."""
+    from pytest_concurrency.grading import launcher
+
+    read_end, write_end = os.pipe()
+    try:
+        subprocess.run([sys.executable, "-I", "-S", "-B", launcher.__file__, str(write_end),
+                        "isolate", "--", shutil.which("true") or "/bin/true"],
+                       pass_fds=(write_end,), timeout=60, check=False)
+    finally:
+        os.close(write_end)
+    with os.fdopen(read_end, "rb") as stream:
+        said = [json.loads(line) for line in stream.read().splitlines()]
+    return {"confined": True} in said
+
+
+def test_killing_every_process_it_can_signal_reaches_only_its_own_namespace(tmp_path: Path):
+    """``os.kill(-1, SIGKILL)`` from a graded module: only once proven harmless.
+
+    As root outside a PID namespace, kill(-1) kills every process on the
+    machine.  So: skip where the launcher gets no namespace; else a probe
+    exercise, graded first, must show that the test process cannot see or
+    signal this test, the grader or a witness process; only then is the
+    module that calls kill(-1) graded (and it checks again before killing).
+    """
+    if not sys.platform.startswith("linux") or os.geteuid() != 0 or not _launcher_confines():
+        pytest.skip("no PID namespace for the test processes here (needs root on Linux): "
+                    "kill(-1) would reach the grader")
+    submission = tmp_path / "submission"
+    shutil.copytree(CONFINED / "submission", submission)
+    marker = f"hostile-witness-{os.getpid()}-{time.time_ns()}"
+    witness = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", marker])
+    env = {"HOSTILE_HOST_PID_NS": os.readlink("/proc/self/ns/pid"),
+           "HOSTILE_WITNESS_PIDS": f"{os.getpid()},{witness.pid}",
+           "HOSTILE_WITNESS_MARKER": marker}
+    try:
+        probe = run_grade(submission, tmp_path / "probe.json", "--exercise", "02_probe", *LIMITS,
+                          kit=CONFINED / "kit", env_extra=env)
+        assert probe.returncode == 0, probe.stderr[-3000:]
+        probed = json.loads((tmp_path / "probe.json").read_text(encoding="utf-8"))
+        # Not confined: fail, and never grade the module that kills.
+        assert probed["score"] == 10, [t["output"][:1000] for t in probed["tests"]]
+
+        (tmp_path / "out").mkdir()
+        started = time.monotonic()
+        proc = run_grade(submission, tmp_path / "out" / "results.json", "--jobs", "2", *LIMITS,
+                         kit=CONFINED / "kit", env_extra=env)
+        graded = Graded(tmp_path, proc, time.monotonic() - started)
+        assert witness.poll() is None, "the witness process was killed"
+    finally:
+        witness.kill()
+        witness.wait()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert graded.points("01_sound") == {"test_first": 2.0, "test_risky": 3.0, "test_last": 5.0}
+    assert graded.points("02_probe") == {"test_first": 2.0, "test_risky": 3.0, "test_last": 5.0}
+    assert graded.points("03_kill_everything") == EARNED_7
+    assert graded.status("03_kill_everything") == "crashed"
+    assert "parent was killed by SIGKILL" in graded.output("03_kill_everything", "test_risky")
+    assert graded.left_running == []
 
 
 def test_sigterm_still_writes_the_report_and_leaves_nothing_running(tmp_path: Path):

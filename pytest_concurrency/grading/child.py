@@ -62,6 +62,10 @@ class _ChildReporter:
             config.hook.pytest_deselected(items=dropped)
             items[:] = kept
 
+    def pytest_sessionstart(self) -> None:
+        """Say the session began: from now on, collecting (importing student code) is timed."""
+        self.channel.send("session")
+
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """A module that does not collect is news for the supervisor: it scores those tests 0."""
         if report.failed:

@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--exit-grace", metavar="S", type=float, default=defaults.exit_grace,
                        help="time a test process may take to exit after its last test "
                             f"(default: {defaults.exit_grace:g})")
+    grade.add_argument("--import-timeout", metavar="S", type=float, default=defaults.collect,
+                       help="time to collect one exercise's tests, which imports the submission's "
+                            f"module (default: {defaults.collect:g})")
     grade.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     return parser
 
@@ -141,7 +144,8 @@ def grade(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     progress = (lambda message: None) if args.quiet else (
         lambda message: print(message, file=sys.stderr, flush=True))
     limits = Limits(wall=args.timeout, test=args.test_timeout, memory_mb=args.memory,
-                    processes=args.max_processes, exit_grace=args.exit_grace)
+                    processes=args.max_processes, exit_grace=args.exit_grace,
+                    collect=args.import_timeout)
     reporter = _Reporter(outputs)
     try:
         kit = Kit.find(args.kit)

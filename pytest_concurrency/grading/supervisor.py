@@ -31,6 +31,15 @@ How it stays honest:
   why (timeout, crashed, killed); the exercise is restarted for the tests that
   had not run yet (at most ``Limits.restarts`` times), so one hung test does not
   cost the others.
+- A hang costs seconds: collecting an exercise's tests (importing the
+  submission) has ``Limits.collect`` seconds; once a test of an exercise timed
+  out, the rest of it runs with pytest's ``exercise_timeout`` set to
+  ``Limits.short_test`` and within ``Limits.hang_budget`` more seconds.
+- The child cannot reach the supervisor: pytest runs under a launcher
+  (``launcher.py``), in its own session, with a relay as its parent and, where
+  the kernel allows it (root on Linux), in a PID namespace of its own with its
+  own ``/proc``.  Killing its parent, its process group or every process it
+  can signal costs that exercise only.
 
 What it does not protect against: student code runs in the child's
 interpreter, so code written to find the pipe and the token in memory and
@@ -60,6 +69,7 @@ from pathlib import Path
 
 from .._config import Setting, lookup_env, path_to
 from ..layout import EXERCISE_FOLDER, exercise_folder
+from . import launcher
 from .child import CHANNEL_ENV, DESELECT_ENV
 from .manifest import build_manifest, file_digest, is_graded_file, load_manifest
 from .model import CRASHED, KILLED, NOT_RUN, TIMEOUT, GradeBook, TestResult, record_phase
@@ -74,6 +84,10 @@ _SKIPPED_DIRS = frozenset({".git", ".hg", ".venv", "venv", "node_modules", "__py
                            "site-packages", ".tox", ".mypy_cache", ".pytest_cache", ".hypothesis"})
 
 PR_SET_CHILD_SUBREAPER = 36
+# How pytest-timeout (the child's exercise_timeout) words a test it stopped.
+PYTEST_TIMEOUT = "Timeout (>"
+# The launcher's own processes above the graded one (launcher, helper, init, relay).
+LAUNCHER_PROCESSES = 4
 
 
 class GradingError(Exception):
@@ -152,6 +166,20 @@ class Limits:
     file_size_mb: int = 1024
     restarts: int = 3  # after a crash, times the exercise is resumed with the tests left
     exit_grace: float = 10.0  # seconds a child may take to exit after its last test
+    collect: float = 15.0  # seconds to collect an exercise's tests (import the submission)
+    short_test: float = 2.0  # seconds per test once a test of the exercise timed out
+    hang_budget: float = 15.0  # seconds left to an exercise after its first timeout
+    isolate: bool = True  # each child in its own PID namespace, when the kernel allows it
+
+    @property
+    def short_kill(self) -> float:
+        """The supervisor's own limit for a test under the short limit.
+
+        Pytest's timeout in the child (``exercise_timeout = short_test``) fails
+        the test and goes on; this one kills a child whose hang a signal cannot
+        interrupt.
+        """
+        return self.short_test + 3.0
 
     @property
     def address_space(self) -> int:
@@ -323,6 +351,12 @@ class _Attempt:
     restarts: int = 0  # how many attempts of this exercise came before this one
     finished_at: float | None = None  # when the session said it finished
     why: str = ""  # the incident that ended it, if any
+    status_fd: int = -1  # the launcher's report: confinement and how the graded process ended
+    launch: dict = field(default_factory=dict)  # what the launcher reported
+    test_limit: float = 0.0  # seconds one test may run in this attempt
+    short: bool = False  # under the short limit, after a timeout in the exercise
+    session_since: float | None = None  # when pytest's session began in the child
+    collected: bool = False  # the child said what it collected
 
     @property
     def output_tail(self) -> str:
@@ -370,6 +404,9 @@ class Supervisor:
         self._active: list[_Attempt] = []
         self._began: dict[str, float] = {}
         self._tmp = Path(tempfile.mkdtemp(prefix="pytest-concurrency-grade-"))
+        self._warned = False
+        self._hanging: set[str] = set()  # exercises where a test timed out: short limits now
+        self._deadlines: dict[str, float] = {}  # when each exercise's time is up
 
     # -- public ----------------------------------------------------------------
 
@@ -466,7 +503,7 @@ class Supervisor:
         for nodeid, result in self.book.results.items():
             by_exercise.setdefault(result.exercise, {})[nodeid] = result
         queue: deque[tuple[str, int]] = deque((name, 0) for name in sorted(by_exercise))
-        deadlines: dict[str, float] = {}
+        deadlines = self._deadlines
         last_watch = 0.0
         while (queue or self._active) and not self.interrupted:
             while queue and len(self._active) < self.jobs:
@@ -476,7 +513,7 @@ class Supervisor:
                 left = [n for n, r in by_exercise[name].items() if r.outcome == NOT_RUN]
                 done = [n for n in by_exercise[name] if n not in left]
                 attempt = self._spawn(name, [str(self.kit.exercises / name)], impl=self.submission,
-                                      deselect=done)
+                                      deselect=done, short=name in self._hanging)
                 attempt.tests = by_exercise[name]
                 attempt.restarts = restarts
                 self._active.append(attempt)
@@ -489,6 +526,8 @@ class Supervisor:
                 if self.reap_orphans:
                     self._reap_orphans()
             for attempt in [a for a in self._active if a.popen.poll() is not None or a.stop_reason]:
+                if attempt.stop_reason and attempt.stop_reason[0] == TIMEOUT:
+                    self._hangs(attempt, now)
                 restart = self._finish(attempt, final=False)
                 if restart and now < deadlines[attempt.exercise]:
                     queue.appendleft((attempt.exercise, attempt.restarts + 1))
@@ -503,6 +542,22 @@ class Supervisor:
                 if result.outcome == NOT_RUN and not result.message:
                     result.message = f"not run: grading was interrupted ({self.interrupted})"
 
+    def _hangs(self, attempt: _Attempt, now: float) -> None:
+        """A test of the exercise timed out: short limits and a short budget from now on.
+
+        A loop or a wait that hangs one test usually hangs the next (a loop in
+        ``__init__``, in a method every test calls): each of them waiting out
+        the full test limit would cost minutes.
+        """
+        if attempt.exercise in self._hanging:
+            return
+        self._hanging.add(attempt.exercise)
+        if attempt.exercise in self._deadlines:
+            self._deadlines[attempt.exercise] = min(self._deadlines[attempt.exercise],
+                                                    now + self.limits.hang_budget)
+        if not attempt.short:
+            attempt.test_limit = min(attempt.test_limit, self.limits.short_kill)
+
     def _handler(self, attempt: _Attempt) -> Callable[[dict], None]:
         def handle(event: dict) -> None:
             kind = event["event"]
@@ -514,12 +569,19 @@ class Supervisor:
             elif kind == "report" and nodeid in attempt.tests and nodeid not in attempt.finished_tests:
                 record_phase(attempt.tests[nodeid], str(event["when"]), str(event["outcome"]),
                              str(event["message"]), float(event["duration"]))
+                if event["outcome"] != "passed" and PYTEST_TIMEOUT in str(event["message"]):
+                    # Pytest's own timeout failed it: the tests after it get the short limit.
+                    self._hangs(attempt, time.monotonic())
                 if event["when"] == "teardown":
                     attempt.finished_tests.add(nodeid)
                     attempt.current = None
             elif kind == "finished":
                 attempt.session_finished = True
                 attempt.finished_at = time.monotonic()
+            elif kind == "session" and attempt.session_since is None:
+                attempt.session_since = time.monotonic()
+            elif kind == "collected":
+                attempt.collected = True
         return handle
 
     def _watch(self, attempt: _Attempt, now: float, deadline: float) -> None:
@@ -549,16 +611,30 @@ class Supervisor:
                 rss += proc.memory_info().rss
             except psutil.Error:
                 pass
-        if len(tree) > limits.processes:
+        if len(tree) > limits.processes + LAUNCHER_PROCESSES:
             self._stop(attempt, KILLED, f"killed: it ran more than {limits.processes} processes "
                                         "at once (a fork bomb?)")
         elif rss > limits.memory_mb * 2**20:
             self._stop(attempt, KILLED, f"killed: it used more than {limits.memory_mb} MB of memory")
-        elif attempt.current and now - attempt.current_since > limits.test:
-            self._stop(attempt, TIMEOUT, f"timeout: the test ran longer than {limits.test:g} s")
+        elif attempt.current and now - attempt.current_since > attempt.test_limit:
+            if attempt.short:
+                why = (f"timeout: the test ran longer than {attempt.test_limit:g} s (the short limit "
+                       "of an exercise where a test already timed out)")
+            else:
+                why = f"timeout: the test ran longer than {attempt.test_limit:g} s"
+            self._stop(attempt, TIMEOUT, why)
+        elif (not attempt.collected and attempt.session_since is not None
+              and now - attempt.session_since > limits.collect):
+            self._stop(attempt, TIMEOUT, f"timeout: collecting the tests did not finish in "
+                                         f"{limits.collect:g} s: importing the submission's module "
+                                         "hangs (a loop or a wait at module level?)")
         elif now > deadline:
-            self._stop(attempt, TIMEOUT, f"timeout: the exercise ran past its wall-time limit "
-                                         f"of {limits.wall:g} s")
+            if attempt.exercise in self._hanging:
+                why = (f"timeout: the exercise kept hanging; it was stopped {limits.hang_budget:g} s "
+                       "after its first timeout")
+            else:
+                why = f"timeout: the exercise ran past its wall-time limit of {limits.wall:g} s"
+            self._stop(attempt, TIMEOUT, why)
 
     def _stop(self, attempt: _Attempt, status: str, why: str) -> None:
         if attempt.stop_reason is None:
@@ -613,9 +689,19 @@ class Supervisor:
             return None
         if attempt.stop_reason is not None:
             return attempt.stop_reason
-        code = attempt.popen.returncode
+        launch = attempt.launch
+        if "parent_killed" in launch:
+            return CRASHED, (f"crashed: the test process's parent was killed by "
+                             f"{_signal_name(int(launch['parent_killed']))}, by the code under test "
+                             "(os.kill(os.getppid(), ...) or os.kill(-1, ...)?); the test process "
+                             "died with it")
+        if "signal" in launch:
+            return CRASHED, (f"crashed: the test process was killed by "
+                             f"{_signal_name(int(launch['signal']))}")
+        code = launch["exit"] if isinstance(launch.get("exit"), int) else attempt.popen.returncode
         if code is not None and code < 0:
-            return CRASHED, f"crashed: the test process was killed by {_signal_name(-code)}"
+            return CRASHED, (f"crashed: the test process (or its launcher) was killed by "
+                             f"{_signal_name(-code)}")
         if attempt.current:
             where = "during this test"
         elif attempt.started_tests == 0:
@@ -628,7 +714,7 @@ class Supervisor:
     # -- processes ---------------------------------------------------------------
 
     def _spawn(self, name: str, paths: list[str], impl: Path | None, collect_only: bool = False,
-               deselect: list[str] | None = None) -> _Attempt:
+               deselect: list[str] | None = None, short: bool = False) -> _Attempt:
         workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self._tmp))
         read_end, write_end = os.pipe()
         out_read, out_write = os.pipe()
@@ -648,22 +734,37 @@ class Supervisor:
         ]
         if collect_only:
             command.append("--collect-only")
+        if short:
+            # Pytest's own timeout fails a hung test and goes on to the next one.
+            command += ["-o", f"exercise_timeout={self.limits.short_test:g}"]
         if impl is not None:
             command += ["--impl", str(impl)]
         command += paths
-        nproc = None if os.geteuid() == 0 else _user_process_count() + self.limits.processes
+        status_read, status_write = os.pipe()
+        # The graded process's parent is the launcher's relay, in a PID namespace
+        # of its own when the kernel allows it: it cannot signal the supervisor.
+        command = [self.python, "-I", "-S", "-B", launcher.__file__, str(status_write),
+                   "isolate" if self.limits.isolate else "share", "--", *command]
+        nproc = (None if os.geteuid() == 0
+                 else _user_process_count() + self.limits.processes + LAUNCHER_PROCESSES)
         try:
             popen = subprocess.Popen(
                 command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out_write,
-                stderr=out_write, pass_fds=(write_end,), start_new_session=True,
+                stderr=out_write, pass_fds=(write_end, status_write), start_new_session=True,
                 preexec_fn=_limit_child(self.limits, nproc),  # noqa: PLW1509 - the supervisor has no threads
             )
+        except BaseException:
+            os.close(status_read)
+            raise
         finally:
             os.close(write_end)
             os.close(out_write)
-        for fd in (read_end, out_read):
+            os.close(status_write)
+        for fd in (read_end, out_read, status_read):
             os.set_blocking(fd, False)
-        attempt = _Attempt(name, popen, read_end, out_read, token, workdir, time.monotonic(), {})
+        attempt = _Attempt(name, popen, read_end, out_read, token, workdir, time.monotonic(), {},
+                           status_fd=status_read, short=short,
+                           test_limit=self.limits.short_kill if short else self.limits.test)
         attempt.open_fds = {read_end, out_read}
         self._selector.register(read_end, selectors.EVENT_READ, attempt)
         self._selector.register(out_read, selectors.EVENT_READ, attempt)
@@ -735,7 +836,30 @@ class Supervisor:
     def _close(self, attempt: _Attempt) -> None:
         for fd in list(attempt.open_fds):
             self._unregister(attempt, fd)
+        if attempt.status_fd >= 0:
+            self._read_launch(attempt)
+            os.close(attempt.status_fd)
+            attempt.status_fd = -1
         shutil.rmtree(attempt.workdir, ignore_errors=True)
+
+    def _read_launch(self, attempt: _Attempt) -> None:
+        """What the launcher said: confined or not, and how the graded process ended."""
+        data = b""
+        with contextlib.suppress(OSError):
+            while chunk := os.read(attempt.status_fd, 4096):
+                data += chunk
+                if len(data) > 65536:
+                    break
+        for line in data.splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict):
+                    attempt.launch.update(event)
+        if attempt.launch.get("confined") is False and self.limits.isolate and not self._warned:
+            self._warned = True
+            self.progress("note: the test processes could not get a PID namespace of their own "
+                          "(not root?): they run in their own session under a launcher, but a "
+                          "submission that kills every process it can signal can reach the grader")
 
     def _kill_tree(self, attempt: _Attempt) -> None:
         """Stop then kill every process of the attempt's tree, until none is left."""
@@ -760,15 +884,19 @@ class Supervisor:
                     pass
             if self.reap_orphans:
                 victims.update({p.pid: p for p in self._orphans()})
-            with contextlib.suppress(OSError):
-                os.killpg(attempt.popen.pid, signal.SIGKILL)
             alive = [p for p in victims.values() if _alive(p)]
+            # The launcher goes last: a subreaper, it holds the orphans of the
+            # processes killed before it, where the next round finds them.
+            others = [p for p in alive if p.pid != attempt.popen.pid]
+            if not others:
+                with contextlib.suppress(OSError):
+                    os.killpg(attempt.popen.pid, signal.SIGKILL)
             if not alive:
                 break
             for proc in alive:  # frozen first, so that a fork bomb cannot outrun the killing
                 with contextlib.suppress(psutil.Error):
                     proc.suspend()
-            for proc in alive:
+            for proc in others or alive:
                 with contextlib.suppress(psutil.Error):
                     proc.kill()
             psutil.wait_procs([p for p in alive if p.pid != attempt.popen.pid], timeout=0.2)
