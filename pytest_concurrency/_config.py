@@ -98,13 +98,12 @@ class Origin:
     def __str__(self) -> str:
         """With the value: ``--x=1``, ``x = 1 (ini, pytest.ini)``, ``X=1 (environment)``."""
         s = self.setting
-        if self.kind == "option":
-            return f"{s.option}={self.text}"
-        if self.kind == "ini":
-            return f"{s.name} = {self.text} (ini, {self.where})"
-        if self.kind == "env":
-            return f"{s.env}={self.text} (environment)"
-        return f"{s.name} (default)"
+        shown = {
+            "option": f"{s.option}={self.text}",
+            "ini": f"{s.name} = {self.text} (ini, {self.where})",
+            "env": f"{s.env}={self.text} (environment)",
+        }
+        return shown.get(self.kind, f"{s.name} (default)")
 
     @property
     def name(self) -> str:

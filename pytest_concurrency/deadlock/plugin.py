@@ -71,27 +71,35 @@ DEFAULT_DEADLOCK_TIMEOUT = 1.0
 # Five times the slowest solution test (5 s: a memcached client's timeouts), not more: a
 # student's loop costs this once, then timeout_after_hang for each other test of the exercise.
 DEFAULT_EXERCISE_TIMEOUT = 30.0
-DEADLOCK_TIMEOUT = Setting(
-    "deadlock_timeout", option="--deadlock-timeout", metavar="S", parse=seconds,
-    default=DEFAULT_DEADLOCK_TIMEOUT, shown_default="1.0",
-    help="real (uncontrolled) runs: a wait-for cycle, or every thread of the test blocked, "
-         "that lasts S seconds fails the test and unwinds the blocked threads "
-         "(0 turns the watchdog off)",
-)
-EXERCISE_TIMEOUT = Setting(
-    "exercise_timeout", option="--exercise-timeout", metavar="S", parse=seconds,
-    default=DEFAULT_EXERCISE_TIMEOUT, shown_default="30",
-    help="pytest-timeout for exercise tests that have no timeout marker, with the signal "
-         "method (only the hung test fails); 0 for none",
-)
 DEFAULT_TIMEOUT_AFTER_HANG = 2.0
-TIMEOUT_AFTER_HANG = Setting(
-    "timeout_after_hang", option="--timeout-after-hang", metavar="S", parse=seconds,
-    default=DEFAULT_TIMEOUT_AFTER_HANG, shown_default="2",
-    help="once an exercise test has timed out while the student's code ran, the exercise's "
-         "other tests get this limit instead of exercise_timeout (a loop costs seconds, "
-         "not minutes); 0 keeps exercise_timeout",
+
+
+def _seconds_setting(name: str, default: float, help: str) -> Setting[float]:
+    """An option and ini key of seconds, named alike: ``deadlock_timeout``, ``--deadlock-timeout``."""
+    return Setting(
+        name, option="--" + name.replace("_", "-"), metavar="S", parse=seconds,
+        default=default, shown_default=f"{default:g}", help=help,
+    )
+
+
+DEADLOCK_TIMEOUT = _seconds_setting(
+    "deadlock_timeout", DEFAULT_DEADLOCK_TIMEOUT,
+    "real (uncontrolled) runs: a wait-for cycle, or every thread of the test blocked, "
+    "that lasts S seconds fails the test and unwinds the blocked threads "
+    "(0 turns the watchdog off)",
 )
+EXERCISE_TIMEOUT = _seconds_setting(
+    "exercise_timeout", DEFAULT_EXERCISE_TIMEOUT,
+    "pytest-timeout for exercise tests that have no timeout marker, with the signal "
+    "method (only the hung test fails); 0 for none",
+)
+TIMEOUT_AFTER_HANG = _seconds_setting(
+    "timeout_after_hang", DEFAULT_TIMEOUT_AFTER_HANG,
+    "once an exercise test has timed out while the student's code ran, the exercise's "
+    "other tests get this limit instead of exercise_timeout (a loop costs seconds, "
+    "not minutes); 0 keeps exercise_timeout",
+)
+
 PYTEST_TIMEOUT_PREFIX = "Timeout (>"
 _PYTEST_TIMEOUT_SECONDS = re.compile(r"Timeout \(>([0-9.]+)s\)")
 

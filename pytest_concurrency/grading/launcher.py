@@ -38,6 +38,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
@@ -50,7 +51,8 @@ SETUP_FAILED = 121  # the namespace's init could not mount its /proc: run withou
 _libc = None
 
 
-def _c() -> ctypes.CDLL | None:
+def load_libc() -> ctypes.CDLL | None:
+    """The C library (Linux only), loaded once: prctl, unshare, mount."""
     global _libc
     if _libc is None and sys.platform.startswith("linux"):
         try:
@@ -71,7 +73,7 @@ def _enter_namespace() -> bool:
     The mounts are made private *before* anything is mounted, so that the new
     ``/proc`` can never propagate to the rest of the machine.
     """
-    libc = _c()
+    libc = load_libc()
     if libc is None:
         return False
     if libc.unshare(CLONE_NEWNS) != 0:
@@ -85,7 +87,7 @@ def _exec_graded(command: list[str], parent: int) -> None:
     """In the forked child: its own session, dies with its parent, then becomes ``command``."""
     try:
         os.setsid()
-        libc = _c()
+        libc = load_libc()
         if libc is not None:
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
             libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -124,7 +126,7 @@ def _relay(command: list[str], status_fd: int) -> dict[str, int]:
 
 def _init(command: list[str], status_fd: int) -> int:
     """pid 1 of the namespace: its own /proc, the relay under it, every orphan reaped."""
-    libc = _c()
+    libc = load_libc()
     assert libc is not None
     if libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None) != 0:
         return SETUP_FAILED
@@ -167,23 +169,24 @@ def _end_like(outcome: dict[str, int]) -> None:
     os._exit(outcome.get("exit", 1) & 0xFF)
 
 
+def _forked(run: Callable[[], int]) -> int:
+    """Run ``run`` in a forked process and wait for it; its wait status (its result is the
+    exit code, and anything it raises is SETUP_FAILED)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            code = run()
+        except BaseException:
+            code = SETUP_FAILED
+        os._exit(code)
+    return os.waitpid(pid, 0)[1]  # retried on EINTR by Python itself (PEP 475)
+
+
 def _confined(command: list[str], status_fd: int) -> int:
     """In a forked helper: enter the namespaces, run the init there; its exit code."""
     if not _enter_namespace():
         return SETUP_FAILED
-    init = os.fork()
-    if init == 0:
-        try:
-            code = _init(command, status_fd)
-        except BaseException:
-            code = SETUP_FAILED
-        os._exit(code)
-    while True:
-        try:
-            _, wait_status = os.waitpid(init, 0)
-            break
-        except InterruptedError:
-            continue
+    wait_status = _forked(lambda: _init(command, status_fd))
     if os.WIFSIGNALED(wait_status):
         return 128 + os.WTERMSIG(wait_status)
     return os.WEXITSTATUS(wait_status)
@@ -194,26 +197,13 @@ def main(argv: list[str]) -> None:
     isolate = argv[2] == "isolate"
     command = argv[argv.index("--") + 1:]
     os.set_inheritable(status_fd, False)  # the graded process never holds it
-    libc = _c()
+    libc = load_libc()
     if libc is not None:
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     if isolate and libc is not None:
         # A helper enters the namespaces, so that this process can still run the
         # command without them when the kernel refuses.
-        helper = os.fork()
-        if helper == 0:
-            try:
-                code = _confined(command, status_fd)
-            except BaseException:
-                code = SETUP_FAILED
-            os._exit(code)
-        while True:
-            try:
-                _, wait_status = os.waitpid(helper, 0)
-                break
-            except InterruptedError:
-                continue
-        code = os.waitstatus_to_exitcode(wait_status)
+        code = os.waitstatus_to_exitcode(_forked(lambda: _confined(command, status_fd)))
         if code != SETUP_FAILED:
             _end_like({"signal": code - 128} if code > 128 else
                       {"signal": -code} if code < 0 else {"exit": code})

@@ -50,7 +50,6 @@ container too.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import resource
@@ -71,6 +70,7 @@ from .._config import Setting, lookup_env, path_to
 from ..layout import EXERCISE_FOLDER, exercise_folder
 from . import launcher
 from .child import CHANNEL_ENV, DESELECT_ENV
+from .launcher import load_libc
 from .manifest import build_manifest, file_digest, is_graded_file, load_manifest
 from .model import CRASHED, KILLED, NOT_RUN, TIMEOUT, GradeBook, TestResult, record_phase
 
@@ -259,22 +259,9 @@ def kit_drift(kit: Kit) -> list[str]:
 
 # --- the supervisor ----------------------------------------------------------
 
-_libc: ctypes.CDLL | None = None
-
-
-def _load_libc() -> ctypes.CDLL | None:
-    global _libc
-    if _libc is None and sys.platform.startswith("linux"):
-        try:
-            _libc = ctypes.CDLL(None, use_errno=True)
-        except OSError:
-            _libc = None
-    return _libc
-
-
 def become_subreaper() -> bool:
     """Make orphaned descendants of this process its children (Linux), so none escape."""
-    libc = _load_libc()
+    libc = load_libc()
     return bool(libc is not None and libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
 
 
@@ -292,7 +279,7 @@ def _user_process_count() -> int:
 
 def _limit_child(limits: Limits, nproc: int | None) -> Callable[[], None]:
     """The ``preexec_fn`` of a child: its resource limits, and subreaper for its tree."""
-    libc = _load_libc()
+    libc = load_libc()
     cpu = int(limits.cpu if limits.cpu is not None else limits.wall) + 1
 
     def apply() -> None:
