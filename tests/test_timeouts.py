@@ -274,3 +274,43 @@ def test_exercise_12_with_a_lost_callback_fails_at_once(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(["*deadlock: every thread of the test (2) has been blocked*",
                                  "*pool_tasks.py:* in submit_all: done.wait()"])
     assert took < 15, f"the run took {took:.0f} s (within's patience is 20 s)"
+
+
+ALARM_IN_A_REPORT = """
+import signal
+import time
+
+import pytest
+
+
+def _fail(signum, frame):
+    pytest.fail("Timeout (>0.05s) from the alarm")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_setup(item):
+    signal.signal(signal.SIGALRM, _fail)
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    if call.when == "setup":  # the alarm comes due while setup's report is made
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:
+            pass
+    return (yield)
+"""
+
+
+def test_an_alarm_due_while_a_report_is_made_fails_the_next_phase_not_the_run(
+    pytester: pytest.Pytester,
+) -> None:
+    # pytest-timeout's signal method raises wherever the alarm lands; inside the
+    # making of a report that was an INTERNALERROR, and no score table.
+    pytester.makeconftest(ALARM_IN_A_REPORT)
+    pytester.makepyfile(test_alarm="import time\n\ndef test_slow():\n    time.sleep(2)\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*Timeout (>0.05s) from the alarm*"])

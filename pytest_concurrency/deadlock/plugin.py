@@ -151,10 +151,59 @@ def pytest_configure(config: pytest.Config) -> None:
     wg.SLICE = max(0.01, min(0.05, timeout / 4)) if timeout > 0 else 0.05
     watchdog = Watchdog(timeout)
     config.stash[_watchdog_key] = watchdog
+    if hasattr(signal, "SIGALRM"):
+        config.pluginmanager.register(AlarmOutsideReports(), "concurrency-alarm-outside-reports")
     if not _gevent_patched():
         # Under monkey patching (an isolated child) its "thread" would be a greenlet that keeps
         # the event loop busy (no LoopExit, ever); and there is nothing for it to watch.
         watchdog.start()
+
+
+class AlarmOutsideReports:
+    """pytest-timeout's signal method raises wherever its alarm finds the main thread.
+
+    Found making a phase's report (pytest parses the test's source there), it
+    broke the whole run with an INTERNALERROR (on 3.11 "AST constructor
+    recursion depth mismatch"), and the run ended without its score table: seen
+    under load with the 2 s limits after a hang.  While a report is made, an
+    alarm is only noted; after setup or call it fires again at the start of the
+    next phase, which it still limits, and after teardown the test is over.
+    """
+
+    _owed = pytest.StashKey[bool]()
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """Make the report with the alarm held back."""
+        if signal.getitimer(signal.ITIMER_REAL)[0] == 0 or (
+            threading.current_thread() is not threading.main_thread()
+        ):
+            return (yield)
+        fired: list[int] = []
+        handler = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+        try:
+            return (yield)
+        finally:
+            signal.signal(signal.SIGALRM, handler)
+            if fired and call.when != "teardown":
+                item.stash[self._owed] = True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        """An alarm held back while setup's report was made fires now."""
+        self._fire_owed(item)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> None:
+        """An alarm held back while a report was made fires now."""
+        self._fire_owed(item)
+
+    def _fire_owed(self, item: pytest.Item) -> None:
+        if item.stash.get(self._owed, False):
+            del item.stash[self._owed]
+            signal.setitimer(signal.ITIMER_REAL, 0.001)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
