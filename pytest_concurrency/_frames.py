@@ -77,10 +77,6 @@ def is_plugin_file(filename: str) -> bool:
     return os.path.abspath(filename).startswith(PACKAGE_DIR)
 
 
-def is_user_frame(frame: FrameType) -> bool:
-    return is_user_file(frame.f_code.co_filename)
-
-
 def user_frames(frame: FrameType | None) -> Iterator[FrameType]:
     """The user frames of a stack, innermost first."""
     while frame is not None:

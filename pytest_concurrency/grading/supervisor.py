@@ -852,6 +852,8 @@ class Supervisor:
         """Stop then kill every process of the attempt's tree, until none is left."""
         import psutil
 
+        from ..hygiene.processes import is_running
+
         for _ in range(50):
             victims: dict[int, psutil.Process] = {}
             try:
@@ -871,7 +873,7 @@ class Supervisor:
                     pass
             if self.reap_orphans:
                 victims.update({p.pid: p for p in self._orphans()})
-            alive = [p for p in victims.values() if _alive(p)]
+            alive = [p for p in victims.values() if is_running(p)]
             # The launcher goes last: a subreaper, it holds the orphans of the
             # processes killed before it, where the next round finds them.
             others = [p for p in alive if p.pid != attempt.popen.pid]
@@ -917,17 +919,8 @@ class Supervisor:
             psutil.wait_procs(orphans, timeout=0.2)
 
 
-def _alive(proc) -> bool:
-    import psutil
-
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
 
 __all__ = [
     "GradingError", "Kit", "Limits", "Supervisor", "become_subreaper", "inspect_submission",
     "kit_drift",
 ]
-
