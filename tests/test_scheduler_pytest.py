@@ -260,3 +260,48 @@ def test_slow_schedules_are_not_deadline_errors(pytester: pytest.Pytester):
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+FAILURES_THROUGH_THE_SCHEDULER = """
+    import threading
+    from pytest_concurrency import explore_all
+
+    def test_lost_update_found_by_explore_all():
+        def scenario(schedule):
+            box = [0]
+
+            def incr():
+                box[0] += 1
+
+            schedule.run(incr, incr)
+            assert box[0] == 2
+
+        explore_all(scenario, max_preemptions=1)
+
+    def test_deadlock_in_run():
+        def scenario(schedule):
+            a, b = threading.Lock(), threading.Lock()
+
+            def forward():
+                with a:
+                    with b:
+                        pass
+
+            def backward():
+                with b:
+                    with a:
+                        pass
+
+            schedule.run(forward, backward)
+
+        explore_all(scenario, max_preemptions=1)
+"""
+
+
+def test_a_failure_through_the_scheduler_shows_no_frame_of_the_plugin(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_subject=FAILURES_THROUGH_THE_SCHEDULER)
+    result = pytester.runpytest("-p", "no:randomly", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*DeadlockError*", "*assert 1 == 2*"], consecutive=False)
+    shown = [line for line in result.stdout.lines if "pytest_concurrency/" in line]
+    assert not shown, "\n".join(shown)

@@ -160,6 +160,7 @@ class Scheduler:
     # ------------------------------------------------------------------ running
 
     def run(self, callables: Sequence[Callable[[], Any]]) -> list[Any]:
+        __tracebackhide__ = True  # a failure is the student's: pytest shows their frames, not ours
         if _state.active:
             raise RuntimeError(
                 "schedule.run() is already running (in another thread): "

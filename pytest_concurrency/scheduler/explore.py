@@ -72,6 +72,7 @@ def explore_all(
     >>> explore_all(scenario, max_preemptions=1).exhausted
     True
     """
+    __tracebackhide__ = True  # a failure is the scenario's: pytest shows it, not this loop
     if not callable(scenario):
         raise TypeError(f"explore_all() takes a callable scenario(schedule), got {scenario!r}")
     if not isinstance(max_preemptions, int) or isinstance(max_preemptions, bool) or max_preemptions < 0:

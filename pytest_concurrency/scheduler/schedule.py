@@ -131,6 +131,7 @@ class Schedule:
         when a thread spins while nobody else can go on, or the run passes
         ``max_steps``.
         """
+        __tracebackhide__ = True  # a failure is the student's: pytest shows their frames, not ours
         if _state.controlled.get(_real.get_ident()) is not None:
             raise RuntimeError(
                 "schedule.run() was called inside schedule.run(): a controlled thread cannot "
