@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: grade test setup memcached lint bench clean
+.PHONY: grade test setup memcached lint bench peers bench-peers clean
 
 grade: setup
 	@# Failing exercises are the normal state of a kit in progress: exit 0 when a
@@ -39,5 +39,21 @@ bench: setup
 	$(BIN)/python benchmarks/bench_scheduler.py
 	$(BIN)/python benchmarks/bench_deadlock.py
 
+# The peers (interleave-test, frontrun) need Python 3.12+ and 3.13: a venv of their own.
+PEERS_PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.13.*/bin/python) $(shell command -v python3.13))
+PEERS_VENV   ?= .venv-peers
+
+peers: $(PEERS_VENV)/.installed
+
+$(PEERS_VENV)/.installed: setup.cfg pyproject.toml
+	@[ -n "$(PEERS_PYTHON)" ] || { echo "make peers: needs Python 3.13 (python3.13 on PATH, or PEERS_PYTHON=/path/to/python3.13)"; exit 1; }
+	@[ -x $(PEERS_VENV)/bin/python ] || $(PEERS_PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet -e '.[test,peers]'
+	@touch $@
+
+bench-peers: peers
+	$(PEERS_VENV)/bin/python benchmarks/bench_scheduler.py --peers $(ARGS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PEERS_VENV) build *.egg-info .pytest_cache .hypothesis

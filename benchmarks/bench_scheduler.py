@@ -3,6 +3,7 @@
     python benchmarks/bench_scheduler.py            # everything (a few minutes)
     python benchmarks/bench_scheduler.py --quick    # fewer seeds and examples
     python benchmarks/bench_scheduler.py --throughput   # the throughput table only
+    python benchmarks/bench_scheduler.py --peers    # side by side with the peers (make bench-peers)
 
 1. Throughput: schedules explored per second through Hypothesis, for
    2 threads x 3 increments (target: >= 1,000/s), next to its parts: best
@@ -19,6 +20,12 @@
    several Hypothesis seeds), next to plain-thread stress given one second,
    with the default switch interval and with sys.setswitchinterval(1e-6); and
    whether the fixed twin passes 500 examples (no false positive).
+3. --peers: the same corpus through schedules() and every peer installed
+   (interleave-test's PCT and random strategies, frontrun's DPOR and random
+   mode; ``pip install -e .[peers]``, Python 3.13), with one budget for all:
+   500 schedules or 10 s per bug and twin, each search in its own process
+   (benchmarks/peers.py).  A search whose process crashes or outlives the
+   budget is inconclusive.
 """
 
 from __future__ import annotations
@@ -240,6 +247,87 @@ def exhaustive(scenario) -> tuple[bool, int]:
     return False, result.schedules
 
 
+PEERS_SCRIPT = Path(__file__).resolve().parent / "peers.py"
+
+
+def _peer_command(tool: str) -> list[str]:
+    """frontrun refuses to explore outside its CLI (it preloads a library): start the child through it."""
+    if tool.startswith("frontrun"):
+        launcher = Path(sys.executable).parent / "frontrun"
+        return [str(launcher), sys.executable] if launcher.exists() else [sys.executable]
+    return [sys.executable]
+
+
+def peer_search(tool: str, name: str, kind: str, budget: int, seconds: float) -> dict[str, object]:
+    """One search in its own process: found, schedules, seconds, detail; or inconclusive."""
+    import json
+    import subprocess
+
+    command = [*_peer_command(tool), str(PEERS_SCRIPT), tool, name, kind, str(budget), str(seconds)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"inconclusive": "hung past the budget"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        return {"inconclusive": f"crashed: {last[:120]}"}
+    outcome = json.loads(lines[-1])
+    detail = str(outcome.get("detail", ""))
+    if not outcome["found"] and detail.startswith("inconclusive"):
+        return {"inconclusive": detail}
+    return outcome
+
+
+def print_peers(names: list[str], budget: int, seconds: float, jobs: int) -> None:
+    """Per bug, schedules to the first failure for every tool; then per tool, the summary."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sys.path.insert(0, str(PEERS_SCRIPT.parent))
+    import peers
+
+    tools = peers.available()
+    missing = [tool for tool in peers.TOOLS if tool not in tools]
+    print(f"peers: budget {budget} schedules or {seconds:g} s per bug, each search in its own process")
+    if missing:
+        print(f"not installed here (pip install -e .[peers] on Python 3.13): {', '.join(missing)}")
+    work = [(tool, name, kind) for name in names for kind in ("buggy", "fixed") for tool in tools]
+    with ThreadPoolExecutor(jobs) as pool:
+        outcomes = dict(zip(work, pool.map(lambda w: peer_search(*w, budget, seconds), work), strict=True))
+    notes: dict[str, int] = {}
+
+    def cell(outcome: dict[str, object], found_is_bad: bool) -> str:
+        if "inconclusive" in outcome:
+            number = notes.setdefault(str(outcome["inconclusive"]), len(notes) + 1)
+            return f"inc[{number}]"
+        if outcome["found"]:
+            return "FAILS" if found_is_bad else str(outcome["schedules"])
+        return "ok" if found_is_bad else "-"
+
+    width = max(len(tool) for tool in tools) + 1
+    print(f"{'bug (schedules to the first failure)':<28}" + "".join(f"{t:>{width}}" for t in tools))
+    for name in names:
+        row = "".join(f"{cell(outcomes[(t, name, 'buggy')], False):>{width}}" for t in tools)
+        print(f"{name:<28}{row}")
+    print()
+    print(f"{'tool':<20} {'found':>7} {'false +':>8} {'inconcl.':>9} {'median s':>9} {'median sched.':>14}")
+    for tool in tools:
+        hits = [outcomes[(tool, n, "buggy")] for n in names if outcomes[(tool, n, "buggy")].get("found")]
+        false = sum(bool(outcomes[(tool, n, "fixed")].get("found")) for n in names)
+        unsure = sum("inconclusive" in outcomes[(tool, n, k)] for n in names for k in ("buggy", "fixed"))
+        seconds_to = statistics.median(float(h["seconds"]) for h in hits) if hits else float("nan")  # type: ignore[arg-type]
+        schedules_to = statistics.median(int(h["schedules"]) for h in hits) if hits else float("nan")  # type: ignore[call-overload]
+        print(
+            f"{tool:<20} {len(hits):>3}/{len(names):<3} {false:>8} {unsure:>9} "
+            f"{seconds_to:>9.3f} {schedules_to:>14.0f}"
+        )
+    for reason, number in notes.items():
+        print(f"[{number}] inconclusive: {reason}")
+    fixed_failures = [(t, n) for t in tools for n in names if outcomes[(t, n, "fixed")].get("found")]
+    for tool, name in fixed_failures:
+        print(f"false positive: {tool} failed the fixed twin of {name}: {outcomes[(tool, name, 'fixed')]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer seeds and examples")
@@ -247,7 +335,17 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="corpus entries to run")
     parser.add_argument("--rounds", type=int, default=None, help="rounds of the throughput measure")
     parser.add_argument("--throughput", action="store_true", help="only the throughput table")
+    parser.add_argument("--peers", action="store_true", help="only the side-by-side table with the peers")
+    parser.add_argument("--budget", type=int, default=500, help="--peers: schedules per bug")
+    parser.add_argument("--seconds", type=float, default=10.0, help="--peers: seconds per bug")
+    parser.add_argument("--jobs", type=int, default=2, help="--peers: searches at once")
     options = parser.parse_args()
+    if options.peers:
+        import os
+
+        print(f"Python {sys.version.split()[0]}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print_peers(options.only or scheduler_corpus.NAMES, options.budget, options.seconds, options.jobs)
+        return
     seeds = options.seeds or (3 if options.quick else 7)
     twin_examples = 200 if options.quick else 500
     stress_budget = 0.3 if options.quick else 1.0
