@@ -31,6 +31,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import threading
@@ -298,7 +299,9 @@ def print_peers(names: list[str], budget: int, seconds: float, jobs: int) -> Non
 
     def cell(outcome: dict[str, object], found_is_bad: bool) -> str:
         if "inconclusive" in outcome:
-            number = notes.setdefault(str(outcome["inconclusive"]), len(notes) + 1)
+            # One footnote per kind of reason: "execution 3" and "execution 1" are one.
+            reason = re.sub(r"\b\d+\b", "N", str(outcome["inconclusive"]).removeprefix("inconclusive: "))
+            number = notes.setdefault(reason, len(notes) + 1)
             return f"inc[{number}]"
         if outcome["found"]:
             return "FAILS" if found_is_bad else str(outcome["schedules"])
