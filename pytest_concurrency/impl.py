@@ -80,6 +80,8 @@ _import_timeout: float | None = None  # None: read the environment (no session)
 # Modules that could not be loaded, by path: a second test file of the exercise gets the
 # same stand-in at once, without waiting out the import limit again.
 _broken: dict[Path, BrokenImplementation] = {}
+# An isolated test's interpreter: modules whose preload ran past the limit, and the one line.
+_preloads_timed_out: dict[Path, str] = {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -288,6 +290,15 @@ class _ImportGuard:
             yield
 
 
+def preload_timed_out(path: str | Path, limit: float, frame: FrameType | None) -> None:
+    """The preload of an isolated test's interpreter ran past ``limit``: ``load_impl`` reports the
+    module broken, in the words of its own limit, without importing it again."""
+    guard = _ImportGuard(Path(path).resolve(), limit)
+    guard._timed_out(frame)
+    assert guard.problem is not None
+    _preloads_timed_out[guard.path] = guard.problem
+
+
 def _import_limit() -> float:
     return read_env(IMPORT_TIMEOUT) if _import_timeout is None else _import_timeout
 
@@ -314,6 +325,8 @@ def load_impl(module: str, *, test_file: str | None = None) -> types.ModuleType:
         return loaded
     if path in _broken:
         return _broken[path]
+    if path in _preloads_timed_out:
+        return BrokenImplementation(module, _preloads_timed_out[path])
     spec = importlib.util.spec_from_file_location(module, path)
     assert spec is not None and spec.loader is not None
     loaded = importlib.util.module_from_spec(spec)

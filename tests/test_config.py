@@ -262,14 +262,14 @@ def test_a_bad_value_of_a_setting_nobody_reads_stops_nothing(demo, monkeypatch):
 
 READ_SETTINGS = """
 from pytest_concurrency import _config
-from pytest_concurrency.deadlock.plugin import DEADLOCK_TIMEOUT, EXERCISE_TIMEOUT
+from pytest_concurrency.deadlock.plugin import DEADLOCK_TIMEOUT, EXERCISE_BUDGET, EXERCISE_TIMEOUT
 from pytest_concurrency.fixtures.memcached_server import MEMCACHED_BIN, MEMCACHED_SERVERS
 from pytest_concurrency.grading.plugin import GRADE_JSON, TAMPER_CHECK
 from pytest_concurrency.hygiene.scope import HYGIENE_SCOPE
 from pytest_concurrency.impl import IMPL
 
 def test_show(request):
-    for setting in (DEADLOCK_TIMEOUT, EXERCISE_TIMEOUT, MEMCACHED_BIN, MEMCACHED_SERVERS,
+    for setting in (DEADLOCK_TIMEOUT, EXERCISE_TIMEOUT, EXERCISE_BUDGET, MEMCACHED_BIN, MEMCACHED_SERVERS,
                     GRADE_JSON, TAMPER_CHECK, HYGIENE_SCOPE, IMPL):
         value = _config.lookup(request.config, setting)
         print(f"setting {setting.name}: {value.value!r} from {value.origin.kind}")
@@ -278,7 +278,7 @@ def test_show(request):
 
 @pytest.fixture
 def plugin_run(pytester: pytest.Pytester, monkeypatch) -> pytest.Pytester:
-    for name in ("PYTEST_MEMCACHED_BIN", "PYTEST_MEMCACHED_SERVERS"):
+    for name in ("PYTEST_MEMCACHED_BIN", "PYTEST_MEMCACHED_SERVERS", "PYTEST_CONCURRENCY_EXERCISE_BUDGET"):
         monkeypatch.delenv(name, raising=False)
     pytester.makepyfile(test_show=READ_SETTINGS)
     return pytester
@@ -295,6 +295,7 @@ def test_the_plugin_settings_have_their_documented_defaults(plugin_run):
     assert shown == {
         "deadlock_timeout": "1.0 from default",
         "exercise_timeout": "30.0 from default",
+        "exercise_budget": "30.0 from default",
         "memcached_bin": "None from default",
         "memcached_servers": "() from default",
         "grade_json": "None from default",
@@ -313,13 +314,14 @@ def test_the_plugin_settings_are_read_from_options(plugin_run, monkeypatch):
     monkeypatch.setenv("PYTEST_MEMCACHED_BIN", "/env/memcached")
     monkeypatch.setenv("PYTEST_MEMCACHED_SERVERS", "env:1")
     shown = _settings(plugin_run.runpytest_inprocess(
-        "-s", "-p", "no:cacheprovider", "--deadlock-timeout=0.25", "--exercise-timeout", "5",
+        "-s", "-p", "no:cacheprovider", "--deadlock-timeout=0.25", "--exercise-timeout", "5", "--exercise-budget=12",
         "--memcached-bin=/opt/memcached", "--memcached-servers=h:1,h:2", "--grade-json=g.json",
         "--tamper-check=enforce", "--impl=answers",
     ))
     assert shown == {
         "deadlock_timeout": "0.25 from option",
         "exercise_timeout": "5.0 from option",
+        "exercise_budget": "12.0 from option",
         "memcached_bin": "PosixPath('/opt/memcached') from option",
         "memcached_servers": "(('h', 1), ('h', 2)) from option",
         "grade_json": f"PosixPath('{plugin_run.path / 'g.json'}') from option",
@@ -336,7 +338,9 @@ def test_the_plugin_settings_are_read_from_the_ini_file_then_the_environment(plu
     )
     monkeypatch.setenv("PYTEST_MEMCACHED_BIN", "/env/memcached")
     monkeypatch.setenv("PYTEST_MEMCACHED_SERVERS", "env:1")
+    monkeypatch.setenv("PYTEST_CONCURRENCY_EXERCISE_BUDGET", "45")
     shown = _settings(plugin_run.runpytest_inprocess("-s", "-p", "no:cacheprovider"))
+    assert shown["exercise_budget"] == "45.0 from env"
     assert shown["deadlock_timeout"] == "0.5 from ini"
     assert shown["exercise_timeout"] == "30.0 from ini"
     assert shown["tamper_check"] == "'off' from ini"
@@ -355,6 +359,12 @@ def test_the_plugin_settings_are_read_from_the_ini_file_then_the_environment(plu
          "--exercise-timeout=-3: expected a number of seconds >= 0"),
         ([], "exercise_timeout = 1 minute", None,
          "exercise_timeout = 1 minute (ini, tox.ini): expected a number of seconds >= 0"),
+        (["--exercise-budget=-1"], None, None,
+         "--exercise-budget=-1: expected a number of seconds >= 0"),
+        ([], "exercise_budget = half a minute", None,
+         "exercise_budget = half a minute (ini, tox.ini): expected a number of seconds >= 0"),
+        ([], None, ("PYTEST_CONCURRENCY_EXERCISE_BUDGET", "30s"),
+         "PYTEST_CONCURRENCY_EXERCISE_BUDGET=30s (environment): expected a number of seconds >= 0"),
         (["--tamper-check=loud"], None, None,
          "--tamper-check=loud: expected one of report, enforce, off"),
         ([], "tamper_check = loud", None,

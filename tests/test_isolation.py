@@ -540,3 +540,25 @@ def test_a_module_that_hangs_on_import_costs_one_timeout_not_one_per_test(pytest
     reports = result.stdout.str().split("short test summary info")[0]
     assert reports.count("ended before it ran any test") == 2
     assert result.duration < 60
+
+
+def test_a_module_that_loops_on_import_is_broken_after_the_import_limit(pytester: pytest.Pytester) -> None:
+    """The isolated interpreter's preload has load_impl's limit and words, not the test's 60 s."""
+    pytester.makefile(".ini", pytest=PYTEST_INI)
+    folder = pytester.mkdir("exercises") / "94_loop"
+    folder.mkdir()
+    (folder / "loop.py").write_text("import gevent\nwhile True:\n    pass\n")
+    (folder / "test_loop.py").write_text(
+        "import pytest\nfrom pytest_concurrency import load_impl\n\n"
+        "pytestmark = pytest.mark.isolated(timeout=60)\nloop = load_impl('loop')\n\n"
+        + "".join(f"def test_{n}():\n    loop.anything\n\n" for n in ("a", "b", "c"))
+    )
+    result = pytester.runpytest_subprocess("exercises", "-p", "no:randomly", "--import-timeout", "2",
+                                           "--grade-json", "grade.json")
+    assert result.parseoutcomes() == {"broken": 3}, result.stdout.str()[-3000:]
+    line = "importing loop.py did not finish in 2 s; it was running line "
+    outputs = [t["output"] for t in json.loads((pytester.path / "grade.json").read_text())["tests"]]
+    assert len(outputs) == 3 and all(
+        o in (line + "2: `while True:`", line + "3: `pass`") for o in outputs), outputs
+    result.stdout.fnmatch_lines(["94_loop*broken", f"94_loop: {line}*"])
+    assert result.duration < 30

@@ -1,7 +1,7 @@
 """The student's path, made hostile: `pytest exercises/ --impl DIR` always ends, with a score table.
 
 Each case adds one mistake a student makes (a loop at import, a thread started
-at import, an ``atexit`` handler that blocks...) to the kit's solution of one
+at import, an ``atexit`` handler that blocks, a loop in a method...) to the kit's solution of one
 exercise, and runs that exercise with another, untouched one, as a student
 runs the kit: ``python -m pytest exercises/A exercises/B --impl DIR``, in a
 session of its own.  Every case checks that the run ends well within a minute,
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -55,6 +56,12 @@ PROCESS = (
 SUBPROCESS = "import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(1000)'])\n"
 ATEXIT = "import atexit, time\natexit.register(time.sleep, 10**6)\n"
 OS_EXIT = "import os\nos._exit(0)\n"
+# exercise -> (the solution's line the loop goes before, the function it is in, its first line)
+LOOP_IN_A_METHOD = {
+    "01_thread_basics": ("    _check_interval(interval)\n    if stop is None:\n",
+                         "start_clock", "while interval:  # the student's loop"),
+    "07_thread_pool": ("        future: Future = Future()\n", "submit", "while self._workers:  # the student's loop"),
+}
 
 
 @dataclass
@@ -93,14 +100,22 @@ def _leftovers(group: int) -> list[psutil.Process]:
     return found
 
 
-def run_spoiled(tmp_path: Path, exercise: str, other: str, mistake: str, *extra: str) -> Run:
-    """Run ``exercise`` (its solution plus ``mistake`` at the end) and ``other`` (its solution)."""
+def run_spoiled(tmp_path: Path, exercise: str, other: str, mistake: str, *extra: str,
+                 before: str = "") -> Run:
+    """Run ``exercise`` (its solution plus ``mistake`` at the end, or before the line ``before``)
+    and ``other`` (its solution)."""
     impl = tmp_path / "impl"
     for name in (exercise, other):
         (impl / name).mkdir(parents=True)
         shutil.copy(SOLUTIONS / name / f"{module_of(name)}.py", impl / name)
     module_file = impl / exercise / f"{module_of(exercise)}.py"
-    module_file.write_text(module_file.read_text(encoding="utf-8") + "\n" + mistake, encoding="utf-8")
+    source = module_file.read_text(encoding="utf-8")
+    if before:
+        assert source.count(before) == 1, f"{module_file.name} changed: the mistake no longer applies"
+        source = source.replace(before, mistake + before)
+    else:
+        source += "\n" + mistake
+    module_file.write_text(source, encoding="utf-8")
     out = tmp_path / "grade.json"
     command = [
         sys.executable, "-m", "pytest", f"exercises/{exercise}", f"exercises/{other}", "-q",
@@ -210,3 +225,28 @@ def test_an_atexit_handler_that_blocks_does_not_keep_pytest_alive(tmp_path, exer
     assert run.status == 0
     assert "atexit handler sleep" in run.stdout  # the summary names it
     assert "did not return in 2 s: exiting without waiting" in run.stderr
+
+
+@pytest.mark.parametrize(("exercise", "other"), PAIRS)
+def test_an_infinite_loop_in_a_method_costs_the_exercise_its_budget_not_more(tmp_path, exercise, other):
+    """The default limits: 30 s for the first test that hangs, and the exercise reports within
+    its 30 s budget: without it, 30 s and then 2 s for each of its other tests that hang."""
+    before, function, loop = LOOP_IN_A_METHOD[exercise]
+    indent = before[: len(before) - len(before.lstrip())]
+    run = run_spoiled(tmp_path, exercise, other, f"{indent}{loop}\n{indent}    pass\n", before=before)
+    module = run.module_file.name
+    where = re.escape(f"{module}:") + "[0-9]+" + re.escape(f" in {function}: `{loop}`")
+    failed = {t["name"].split("::")[-1]: t["output"] for t in run.failed(exercise)}
+    hung = [name for name, output in failed.items()
+            if re.match(f"{re.escape(name)} did not finish in 30 s; your code was running {where}", output)]
+    assert len(hung) == 1, failed
+    for name, output in failed.items():
+        if name != hung[0]:
+            assert re.match(f"{re.escape(name)} did not finish in [0-9.]+ s \\(given .* because "
+                            f"{re.escape(hung[0])} hung before\\); your code was running {where}", output
+                            ) or re.fullmatch(
+                f"not run: {exercise} used its 30 s budget \\(--exercise-budget\\) after "
+                f"{re.escape(hung[0])} hung; your code was running {where}", output), output
+    assert any(o.startswith("not run:") for o in failed.values()), failed
+    score, most = run.score(exercise)
+    assert score == most - sum(t["max_score"] for t in run.failed(exercise))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import textwrap
 import time
@@ -83,6 +84,38 @@ def test_a_loop_in_a_method_costs_seconds_and_names_the_students_line(pytester: 
     locks = [t for t in tests if t["name"].startswith("06_locks/")]
     assert locks and all(t["score"] == t["max_score"] for t in locks), locks
     assert took < 60, f"the run took {took:.0f} s"
+
+
+def test_a_hung_exercise_reports_within_its_budget_the_rest_not_run(pytester: pytest.Pytester) -> None:
+    """Without the budget: 3 s, then 2 s for each of 8 tests (19 s); with a 6 s budget, 6 s."""
+    impl = pytester.path / "impl"
+    _solution_with("07_thread_pool", "thread_pool", *LOOP_07, into=impl)
+    grade = pytester.path / "grade.json"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:randomly", "--rootdir", str(ROOT), "-c", str(ROOT / "pytest.ini"),
+        str(ROOT / "exercises" / "07_thread_pool"), "--impl", str(impl), "--grade-json", str(grade),
+        "--exercise-timeout", "3", "--exercise-budget", "6", "--durations=0", timeout=RUN_LIMIT,
+    )
+    hung = "test_submit_returns_a_future_with_the_result"
+    loop = r"running (\S*/)?thread_pool\.py:[0-9]+ in submit: `while self\._workers:  # the student's loop`"
+    tests = json.loads(grade.read_text(encoding="utf-8"))["tests"]
+    outputs = {t["name"].split("::")[-1]: t["output"] for t in tests if t["score"] < t["max_score"]}
+    assert re.match(f"{hung} did not finish in 3 s; your code was {loop}", outputs.pop(hung))
+    not_run = [name for name, output in outputs.items() if output.startswith("not run:")]
+    assert len(not_run) >= 3, outputs
+    for name in not_run:
+        assert re.fullmatch(f"not run: 07_thread_pool used its 6 s budget \\(--exercise-budget\\) "
+                            f"after {hung} hung; your code was {loop}", outputs[name]), outputs[name]
+    for name, output in outputs.items():  # those that ran in the budget: 2 s, or what was left
+        if name not in not_run:
+            assert re.match(
+                f"{name} did not finish in [0-9.]+ s \\(given (2 s instead of 3 s|[01](\\.[0-9])? s, "
+                f"what was left of the exercise's 6 s budget,) because {hung} hung before\\); "
+                f"your code was {loop}", output), output
+    took = sum(float(line.split("s", 1)[0]) for line in result.stdout.lines
+               if re.match(r"[0-9.]+s (setup|call|teardown) +.*07_thread_pool", line))
+    assert took < 6 + 3, f"07's tests took {took:.1f} s"
+    result.stdout.fnmatch_lines(["07_thread_pool  *failing"])
 
 
 # --- (b) every thread blocked while the main thread waits with a helper's patience ---------

@@ -33,7 +33,9 @@ the signal method fails only the test that hangs (the thread method would end th
 whole run).  When it fires, the message starts with the line of the student's
 code that was running, the wait-for graph and every thread's stack are added,
 and the blocked threads are unwound.  After such a hang in the student's code,
-the exercise's other tests get ``timeout_after_hang`` seconds instead.
+the exercise's other tests get ``timeout_after_hang`` seconds instead, within
+what is left of ``exercise_budget`` (counted from the exercise's first test);
+once that is spent, they fail at once, without running, with one line that says why.
 
 ``--deadlock-timeout 0`` turns the watchdog off (the instrumentation stays, for
 the lock-order check).
@@ -41,6 +43,7 @@ the lock-order check).
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 import sys
@@ -72,13 +75,18 @@ DEFAULT_DEADLOCK_TIMEOUT = 1.0
 # student's loop costs this once, then timeout_after_hang for each other test of the exercise.
 DEFAULT_EXERCISE_TIMEOUT = 30.0
 DEFAULT_TIMEOUT_AFTER_HANG = 2.0
+# From an exercise's first test. It only counts once a test hung: correct code never meets it
+# (the slowest solution exercise, 18, takes 14 s on a loaded machine).
+DEFAULT_EXERCISE_BUDGET = 30.0
+# Less than this left of the budget: the test is not run (it could only time out).
+MIN_SHARE = 0.5
 
 
-def _seconds_setting(name: str, default: float, help: str) -> Setting[float]:
+def _seconds_setting(name: str, default: float, help: str, env: str | None = None) -> Setting[float]:
     """An option and ini key of seconds, named alike: ``deadlock_timeout``, ``--deadlock-timeout``."""
     return Setting(
         name, option="--" + name.replace("_", "-"), metavar="S", parse=seconds,
-        default=default, shown_default=f"{default:g}", help=help,
+        default=default, shown_default=f"{default:g}", help=help, env=env,
     )
 
 
@@ -99,6 +107,13 @@ TIMEOUT_AFTER_HANG = _seconds_setting(
     "other tests get this limit instead of exercise_timeout (a loop costs seconds, "
     "not minutes); 0 keeps exercise_timeout",
 )
+EXERCISE_BUDGET = _seconds_setting(
+    "exercise_budget", DEFAULT_EXERCISE_BUDGET,
+    "once an exercise test has timed out while the student's code ran, the exercise's other "
+    "tests share what is left of S seconds counted from its first test, and are reported "
+    "as not run once it is spent (a hung exercise reports within S); 0 for no budget",
+    env="PYTEST_CONCURRENCY_EXERCISE_BUDGET",
+)
 
 PYTEST_TIMEOUT_PREFIX = "Timeout (>"
 _PYTEST_TIMEOUT_SECONDS = re.compile(r"Timeout \(>([0-9.]+)s\)")
@@ -117,16 +132,21 @@ class EventLoopBlockedWarning(pytest.PytestWarning):
 _watchdog_key = pytest.StashKey[Watchdog]()
 _test_key = pytest.StashKey[TestState]()
 # The pytest-timeout limit we gave an exercise test (collection), and the shorter one it got
-# because another test of its exercise hung before: (seconds, that test's name).
+# because another test of its exercise hung before: ("given 2 s instead of 30 s", that test's name).
 _limit_key = pytest.StashKey[float]()
-_short_key = pytest.StashKey[tuple[float, str]]()
-# exercise folder -> the name of its first test that timed out in the student's code.
-_hung_key = pytest.StashKey[dict[str, str]]()
+_short_key = pytest.StashKey[tuple[str, str]]()
+# exercise folder -> its first test that timed out in the student's code, and where:
+# ("test_x", "running thread_pool.py:41 in submit: `while True:`").
+_hung_key = pytest.StashKey[dict[str, tuple[str, str]]]()
+# exercise folder -> when its first test began (the budget's clock).
+_began_key = pytest.StashKey[dict[str, float]]()
+# Why a test is not run: its exercise's budget was spent after a hang.
+_not_run_key = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """--deadlock-timeout, --exercise-timeout and --timeout-after-hang, and their ini keys."""
-    add(parser, DEADLOCK_TIMEOUT, EXERCISE_TIMEOUT, TIMEOUT_AFTER_HANG)
+    """--deadlock-timeout, --exercise-timeout, --timeout-after-hang, --exercise-budget and their ini keys."""
+    add(parser, DEADLOCK_TIMEOUT, EXERCISE_TIMEOUT, TIMEOUT_AFTER_HANG, EXERCISE_BUDGET)
 
 
 def deadlock_timeout(config: pytest.Config) -> float:
@@ -147,7 +167,9 @@ def pytest_configure(config: pytest.Config) -> None:
     timeout = deadlock_timeout(config)
     exercise_timeout(config)  # a bad value is a usage error now, not at the first test
     read(config, TIMEOUT_AFTER_HANG)
+    read(config, EXERCISE_BUDGET)
     config.stash[_hung_key] = {}
+    config.stash[_began_key] = {}
     wg.SLICE = max(0.01, min(0.05, timeout / 4)) if timeout > 0 else 0.05
     watchdog = Watchdog(timeout)
     config.stash[_watchdog_key] = watchdog
@@ -241,17 +263,45 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _shorten_after_a_hang(item: pytest.Item) -> None:
-    """An exercise whose student code hung once: its other tests get the short limit."""
+    """An exercise whose student code hung once: its other tests get the short limit, within
+    what is left of its budget, or are not run once that is spent."""
     limit = item.stash.get(_limit_key, None)
     if limit is None:
         return
-    hung = item.config.stash.get(_hung_key, {}).get(exercise_name(item.path) or "")
+    exercise = exercise_name(item.path) or ""
+    now = time.monotonic()
+    began = item.config.stash[_began_key].setdefault(exercise, now)
+    hung = item.config.stash[_hung_key].get(exercise)
+    if hung is None or hung[0] == item.name:
+        return
+    budget = read(item.config, EXERCISE_BUDGET)
+    left = budget - (now - began) if budget > 0 else math.inf
+    if left < MIN_SHARE:
+        item.stash[_not_run_key] = (
+            f"not run: {exercise} used its {budget:g} s budget (--exercise-budget) after {hung[0]} hung; "
+            f"your code was {hung[1]}"
+        )
+        return
     short = read(item.config, TIMEOUT_AFTER_HANG)
-    if hung is None or hung == item.name or short <= 0 or short >= limit:
+    short = short if 0 < short < limit else limit
+    if left < short:
+        short = math.floor(left * 10) / 10
+        why = f", what was left of the exercise's {budget:g} s budget,"
+    else:
+        why = f" instead of {limit:g} s"
+    if short >= limit:
         return
     # First among the item's markers: pytest-timeout reads the closest one when the test starts.
     item.add_marker(pytest.mark.timeout(short, method="signal"), append=False)
-    item.stash[_short_key] = (short, hung)
+    item.stash[_short_key] = (f"given {short:g} s{why}", hung[0])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test of an exercise that spent its budget fails at once, with the one line that says why."""
+    reason = item.stash.get(_not_run_key, None)
+    if reason is not None:
+        pytest.fail(reason, pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -442,13 +492,12 @@ def _merge_timeout(item: pytest.Item, test: TestState, error: BaseException) -> 
     head = f"{item.name} did not finish in {limit:g} s"
     short = item.stash.get(_short_key, None)
     if short is not None:
-        head += (f" (given {short[0]:g} s instead of {item.stash[_limit_key]:g} s because "
-                 f"{short[1]} hung before)")
+        head += f" ({short[0]} because {short[1]} hung before)"
     if site is not None:
         head += f"; your code was {site[0]} {site[1]}"
         exercise = exercise_name(item.path) if in_exercise_folder(item.path) else None
         if exercise is not None:
-            item.config.stash.get(_hung_key, {}).setdefault(exercise, item.name)
+            item.config.stash[_hung_key].setdefault(exercise, (item.name, f"{site[0]} {site[1]}"))
     else:
         head += "; none of your code was on the stacks of its threads (it was in the test itself, or in native code)"
     return pytest.fail.Exception(f"{head}\n{message}\n\n{report}", pytrace=False)

@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--import-timeout", metavar="S", type=float, default=defaults.collect,
                        help="time to collect one exercise's tests, which imports the submission's "
                             f"module (default: {defaults.collect:g})")
+    grade.add_argument("--exercise-budget", metavar="S", type=float, default=defaults.budget,
+                       help="once a test of an exercise timed out, the exercise's other tests "
+                            "share what is left of S seconds from its first test, and are not run "
+                            f"once it is spent; 0 for none (default: {defaults.budget:g})")
     grade.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     return parser
 
@@ -145,7 +149,7 @@ def grade(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         lambda message: print(message, file=sys.stderr, flush=True))
     limits = Limits(wall=args.timeout, test=args.test_timeout, memory_mb=args.memory,
                     processes=args.max_processes, exit_grace=args.exit_grace,
-                    collect=args.import_timeout)
+                    collect=args.import_timeout, budget=args.exercise_budget)
     reporter = _Reporter(outputs)
     try:
         kit = Kit.find(args.kit)

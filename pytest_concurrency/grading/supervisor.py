@@ -34,7 +34,9 @@ How it stays honest:
 - A hang costs seconds: collecting an exercise's tests (importing the
   submission) has ``Limits.collect`` seconds; once a test of an exercise timed
   out, the rest of it runs with pytest's ``exercise_timeout`` set to
-  ``Limits.short_test`` and within ``Limits.hang_budget`` more seconds.
+  ``Limits.short_test``, within what is left of ``Limits.budget`` seconds
+  counted from the exercise's first test (pytest's ``exercise_budget`` in the
+  child); once that is spent, the tests left are not run.
 - The child cannot reach the supervisor: pytest runs under a launcher
   (``launcher.py``), in its own session, with a relay as its parent and, where
   the kernel allows it (root on Linux), in a PID namespace of its own with its
@@ -51,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import resource
 import secrets
@@ -73,6 +76,9 @@ from .child import CHANNEL_ENV, DESELECT_ENV
 from .launcher import load_libc
 from .manifest import build_manifest, file_digest, is_graded_file, load_manifest
 from .model import CRASHED, KILLED, NOT_RUN, TIMEOUT, GradeBook, TestResult, record_phase
+
+# Less than this left of an exercise's budget: its tests left are not run (as in pytest's plugin).
+MIN_SHARE = 0.5
 
 # Config that pytest or Python would read if it were on their path; in a
 # submission it has no effect, and the report says so when it differs from the kit's.
@@ -168,7 +174,7 @@ class Limits:
     exit_grace: float = 10.0  # seconds a child may take to exit after its last test
     collect: float = 15.0  # seconds to collect an exercise's tests (import the submission)
     short_test: float = 2.0  # seconds per test once a test of the exercise timed out
-    hang_budget: float = 15.0  # seconds left to an exercise after its first timeout
+    budget: float = 30.0  # seconds of an exercise from its first test, once one of them timed out
     isolate: bool = True  # each child in its own PID namespace, when the kernel allows it
 
     @property
@@ -390,6 +396,7 @@ class Supervisor:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._active: list[_Attempt] = []
         self._began: dict[str, float] = {}
+        self._first_test: dict[str, float] = {}  # when each exercise's first test began: the budget's clock
         self._tmp = Path(tempfile.mkdtemp(prefix="pytest-concurrency-grade-"))
         self._warned = False
         self._hanging: set[str] = set()  # exercises where a test timed out: short limits now
@@ -500,7 +507,8 @@ class Supervisor:
                 left = [n for n, r in by_exercise[name].items() if r.outcome == NOT_RUN]
                 done = [n for n in by_exercise[name] if n not in left]
                 attempt = self._spawn(name, [str(self.kit.exercises / name)], impl=self.submission,
-                                      deselect=done, short=name in self._hanging)
+                                      deselect=done, short=name in self._hanging,
+                                      budget=self._budget_left(name, time.monotonic()))
                 attempt.tests = by_exercise[name]
                 attempt.restarts = restarts
                 self._active.append(attempt)
@@ -516,6 +524,9 @@ class Supervisor:
                 if attempt.stop_reason and attempt.stop_reason[0] == TIMEOUT:
                     self._hangs(attempt, now)
                 restart = self._finish(attempt, final=False)
+                if restart and self._budget_left(attempt.exercise, now) < MIN_SHARE:
+                    restart = False
+                    attempt.why = self._budget_spent
                 if restart and now < deadlines[attempt.exercise]:
                     queue.appendleft((attempt.exercise, attempt.restarts + 1))
                 else:
@@ -529,8 +540,21 @@ class Supervisor:
                 if result.outcome == NOT_RUN and not result.message:
                     result.message = f"not run: grading was interrupted ({self.interrupted})"
 
+    def _budget_left(self, exercise: str, now: float) -> float:
+        """Seconds left of the exercise's budget: all of it until one of its tests timed out."""
+        if self.limits.budget <= 0:
+            return math.inf
+        if exercise not in self._hanging:
+            return self.limits.budget
+        return self._first_test.get(exercise, now) + self.limits.budget - now
+
+    @property
+    def _budget_spent(self) -> str:
+        return (f"timeout: the exercise used its {self.limits.budget:g} s budget (counted from its "
+                "first test) after a test timed out")
+
     def _hangs(self, attempt: _Attempt, now: float) -> None:
-        """A test of the exercise timed out: short limits and a short budget from now on.
+        """A test of the exercise timed out: short limits, within what is left of its budget.
 
         A loop or a wait that hangs one test usually hangs the next (a loop in
         ``__init__``, in a method every test calls): each of them waiting out
@@ -539,9 +563,11 @@ class Supervisor:
         if attempt.exercise in self._hanging:
             return
         self._hanging.add(attempt.exercise)
-        if attempt.exercise in self._deadlines:
+        if attempt.exercise in self._deadlines and self.limits.budget > 0:
+            # The child ends within the budget by itself; this is for a hang it cannot interrupt.
+            end = max(self._first_test.get(attempt.exercise, now) + self.limits.budget, now)
             self._deadlines[attempt.exercise] = min(self._deadlines[attempt.exercise],
-                                                    now + self.limits.hang_budget)
+                                                    end + self.limits.short_kill)
         if not attempt.short:
             attempt.test_limit = min(attempt.test_limit, self.limits.short_kill)
 
@@ -553,6 +579,7 @@ class Supervisor:
                 attempt.current = nodeid
                 attempt.current_since = time.monotonic()
                 attempt.started_tests += 1
+                self._first_test.setdefault(attempt.exercise, attempt.current_since)
             elif kind == "report" and nodeid in attempt.tests and nodeid not in attempt.finished_tests:
                 record_phase(attempt.tests[nodeid], str(event["when"]), str(event["outcome"]),
                              str(event["message"]), float(event["duration"]))
@@ -617,8 +644,7 @@ class Supervisor:
                                          "hangs (a loop or a wait at module level?)")
         elif now > deadline:
             if attempt.exercise in self._hanging:
-                why = (f"timeout: the exercise kept hanging; it was stopped {limits.hang_budget:g} s "
-                       "after its first timeout")
+                why = self._budget_spent
             else:
                 why = f"timeout: the exercise ran past its wall-time limit of {limits.wall:g} s"
             self._stop(attempt, TIMEOUT, why)
@@ -701,7 +727,8 @@ class Supervisor:
     # -- processes ---------------------------------------------------------------
 
     def _spawn(self, name: str, paths: list[str], impl: Path | None, collect_only: bool = False,
-               deselect: list[str] | None = None, short: bool = False) -> _Attempt:
+               deselect: list[str] | None = None, short: bool = False,
+               budget: float | None = None) -> _Attempt:
         workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self._tmp))
         read_end, write_end = os.pipe()
         out_read, out_write = os.pipe()
@@ -724,6 +751,9 @@ class Supervisor:
         if short:
             # Pytest's own timeout fails a hung test and goes on to the next one.
             command += ["-o", f"exercise_timeout={self.limits.short_test:g}"]
+        if budget is not None:
+            shown = "0" if budget == math.inf else f"{max(budget, MIN_SHARE):.1f}"  # 0: no budget
+            command += ["-o", f"exercise_budget={shown}"]
         if impl is not None:
             command += ["--impl", str(impl)]
         command += paths

@@ -7,7 +7,7 @@ users are imported; then it collects the tests it was given and waits for the
 parent to say which one to run next::
 
     python -m pytest_concurrency.isolation.child --commands 5 --reports 6 \\
-        --stacks S.txt --timeout 120 \\
+        --stacks S.txt --timeout 120 --import-timeout 10 \\
         --preload crawler=/kit/exercises/17_gevent_crawler/crawler.py -- <pytest args>
 
 The two file descriptors are pipes from and to the parent, one JSON object a
@@ -22,7 +22,9 @@ down and exits.
 
 While a test runs, faulthandler dumps every thread's stack into the stacks file
 and ends the interpreter once the test's ``timeout`` has passed (interpreter
-start, preload and collection count towards the first test's).
+start, preload and collection count towards the first test's).  A preload that
+runs past ``--import-timeout`` is interrupted, as ``load_impl`` would interrupt
+it: the exercise is broken, with the same one line.
 
 Nothing here may import pytest, threading or socket before the preload.
 """
@@ -33,36 +35,67 @@ import faulthandler
 import importlib.util
 import json
 import os
+import signal
 import sys
+from types import FrameType
 from typing import IO, Any
 
 # Tells the plugin in this interpreter to run isolated tests here, not in yet another child.
 CHILD_ENV = "PYTEST_CONCURRENCY_ISOLATED_CHILD"
 
 
-def preload(module: str, path: str) -> None:
+class _PreloadTimedOut(BaseException):
+    """Raised into a student's module whose import runs past the limit (not an ``Exception``,
+    so that its own ``except Exception`` does not swallow it)."""
+
+
+# Like load_impl's limit: the alarm repeats until the import gives up.
+REPEAT_INTERRUPT = 0.5
+
+
+def preload(module: str, path: str, limit: float = 0.0) -> list[FrameType | None]:
     """Import ``path`` as module ``module``, as ``load_impl`` would, before anything else.
 
     A module that fails to import is dropped again: ``load_impl`` retries it
-    inside the test run and reports the problem in its usual words.
+    inside the test run and reports the problem in its usual words.  One that
+    runs past ``limit`` seconds is interrupted, and the frame it was running is
+    returned (in a list; empty: in time), for ``load_impl`` to report it broken
+    without importing it again.
     """
     spec = importlib.util.spec_from_file_location(module, path)
     if spec is None or spec.loader is None:
-        return
+        return []
     loaded = importlib.util.module_from_spec(spec)
     folder = os.path.dirname(path)
     if folder not in sys.path:
         sys.path.insert(0, folder)
     sys.modules[module] = loaded
+    interrupted: list[FrameType | None] = []
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        if not interrupted:
+            interrupted.append(frame)
+        raise _PreloadTimedOut
+
+    previous = signal.signal(signal.SIGALRM, on_alarm) if limit > 0 else None
     try:
+        if limit > 0:
+            signal.setitimer(signal.ITIMER_REAL, limit, REPEAT_INTERRUPT)
         spec.loader.exec_module(loaded)
     except BaseException:  # a student's module may raise anything; load_impl will say what
         sys.modules.pop(module, None)
+    finally:
+        if previous is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    if interrupted:
+        sys.modules.pop(module, None)
+    return interrupted
 
 
 USAGE = (
     "usage: python -m pytest_concurrency.isolation.child --commands FD --reports FD [--stacks PATH] [--timeout S] "
-    "[--preload NAME=PATH]... -- PYTEST ARGS"
+    "[--import-timeout S] [--preload NAME=PATH]... -- PYTEST ARGS"
 )
 
 
@@ -72,7 +105,7 @@ def parse(argv: list[str]) -> dict[str, Any]:
     split = argv.index("--")
     own, pytest_args = argv[:split], argv[split + 1 :]
     options: dict[str, Any] = {"commands": -1, "reports": -1, "stacks": "", "timeout": 0.0,
-                               "preloads": [], "pytest_args": pytest_args}
+                               "import_timeout": 0.0, "preloads": [], "pytest_args": pytest_args}
     pairs = iter(own)
     for flag in pairs:
         value = next(pairs, None)
@@ -82,8 +115,8 @@ def parse(argv: list[str]) -> dict[str, Any]:
             options[flag[2:]] = int(value)
         elif flag == "--stacks":
             options["stacks"] = value
-        elif flag == "--timeout":
-            options["timeout"] = float(value)
+        elif flag in ("--timeout", "--import-timeout"):
+            options[flag[2:].replace("-", "_")] = float(value)
         elif flag == "--preload":
             name, _, path = value.partition("=")
             options["preloads"].append((name, path))
@@ -106,10 +139,16 @@ def main(argv: list[str]) -> int:
     stacks = open(options["stacks"] or os.devnull, "w", encoding="utf-8")  # noqa: SIM115  (lives until exit)
     watchdog = Watchdog(stacks)
     watchdog.arm(options["timeout"])  # the preload and collection count towards the first test
+    timed_out = []
     for name, path in options["preloads"]:
-        preload(name, path)
+        timed_out += [(path, frame) for frame in preload(name, path, options["import_timeout"])]
 
     import pytest
+
+    from pytest_concurrency.impl import preload_timed_out
+
+    for path, frame in timed_out:
+        preload_timed_out(path, options["import_timeout"], frame)
 
     # Before pytest's own loop (which would run every item): it never runs here.
     pytest.hookimpl(tryfirst=True)(Driver.pytest_runtestloop)

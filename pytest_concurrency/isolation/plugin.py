@@ -58,8 +58,8 @@ from typing import Any, Literal
 
 import pytest
 
-from .._config import forwarded_options
-from ..impl import impl_root, module_path
+from .._config import forwarded_options, read
+from ..impl import IMPORT_TIMEOUT, impl_root, module_path
 from ..layout import exercise_folder
 from .child import CHILD_ENV, ReportWriter  # noqa: F401  (ReportWriter: re-exported)
 from .unpatch import gevent_patched, unpatch_gevent
@@ -488,6 +488,7 @@ class ChildProcess:
             sys.executable, "-m", "pytest_concurrency.isolation.child",
             "--commands", str(commands_read), "--reports", str(reports_write),
             "--stacks", str(self.stacks_path), "--timeout", str(settings.timeout),
+            "--import-timeout", str(read(self.config, IMPORT_TIMEOUT)),
         ]
         for name, path in preload_paths(item.path, names):
             command += ["--preload", f"{name}={path}"]
