@@ -26,7 +26,7 @@ from typing import Any
 
 from .._frames import first_user_frame, frame_site, thread_label
 from ..errors import ConcurrencyError, DeadlockError, LivelockError
-from . import _import_time, _patching, _real, _state, _workers
+from . import _import_time, _patching, _real, _state, _visible, _workers
 from ._report import describe_deadlock, describe_loop, observe
 from ._state import BLOCKED, FINISHED, RUNNABLE, ThreadRecord, _Abort, add_note
 from ._tracing import make_tracer
@@ -61,20 +61,56 @@ class Decisions:
       after a release is easy to hit.
 
     Everywhere else a thread runs until it blocks or ends, and then the
-    lowest-numbered runnable thread goes on, unless ``at_handoffs`` says
+    runnable thread that has waited longest goes on, unless ``at_handoffs`` says
     otherwise: ``(k, choice)`` makes the ``choice``-th runnable thread go on at
     the ``k``-th such hand-off (counting from 1) that had a choice, that is
     two or more runnable threads.  A hand-off is not a preemption.
+
+    Two more lists count only the steps where a preemption can change an
+    outcome, *visible* operations: synchronisation points, and reads and
+    writes of shared state (``_visible``).  ``at_visible`` preempts at the
+    ``k``-th of them (counting from 1), and ``at_unlocked`` at the ``k``-th
+    read or write made by a thread that holds no lock, the few places where
+    a data race can be.  The preemption comes before the operation.  The preemption comes before the
+    access.  And ``at_notifies`` says which waiter a ``notify()`` wakes, at
+    the ``k``-th one that had a choice (Python promises none in particular);
+    by default the longest waiting.
+
+    ``walk = (seed, period, most)`` adds a random walk: at each visible
+    operation, with odds 1 in ``period`` (from a generator seeded with
+    ``seed``), the running thread is preempted for a random other one, at
+    most ``most`` times.  Bugs that need two or three preemptions at
+    particular places among three or four threads are found this way much
+    more often than by drawing each place on its own.
     """
 
-    # Positional: a Schedule (which checks them) passes its four lists in this order.
-    def __init__(self, at_steps: Pairs, after_switch: Pairs, at_syncs: Pairs, at_handoffs: Pairs) -> None:
+    # Positional: a Schedule (which checks them) passes its lists in this order.
+    def __init__(
+        self,
+        at_steps: Pairs,
+        after_switch: Pairs,
+        at_syncs: Pairs,
+        at_handoffs: Pairs,
+        at_visible: Pairs = (),
+        at_unlocked: Pairs = (),
+        at_notifies: Pairs = (),
+        walk: tuple[int, int, int] | None = None,
+    ) -> None:
         self.at_steps = sorted(at_steps)
         self.after_switch = list(after_switch)
         self.at_syncs = sorted(at_syncs)
-        self.at_handoffs: dict[int, int] = {}
-        for index, choice in at_handoffs:
-            self.at_handoffs.setdefault(index, choice)  # two at one hand-off: the first counts
+        self.at_handoffs = _first_per_key(at_handoffs)
+        self.at_visible = sorted((k, c) for k, c in at_visible if k > 0)
+        self.at_unlocked = sorted((k, c) for k, c in at_unlocked if k > 0)
+        self.at_notifies = _first_per_key(at_notifies)
+        self.walk = walk
+
+
+def _first_per_key(pairs: Pairs) -> dict[int, int]:
+    chosen: dict[int, int] = {}
+    for index, choice in pairs:
+        chosen.setdefault(index, choice)  # two at one point: the first counts
+    return chosen
 
 
 _NEVER = float("inf")
@@ -93,6 +129,8 @@ class Scheduler:
         "_at_steps", "_at_steps_next", "_after_switch", "_after_switch_next", "_at_syncs",
         "_at_syncs_next", "syncs", "_slice_start", "_alone_steps", "_check_at",
         "_next_event", "_tracer", "_detail_pending", "preemptions_taken", "cpu",
+        "visible", "unlocked", "_pending", "_counting", "notifies", "_walk_state", "_walk_left",
+        "walked",
     )  # fmt: skip
 
     def __init__(
@@ -146,6 +184,20 @@ class Scheduler:
         self._at_syncs = [(k, c) for k, c in self.decisions.at_syncs if k > 0]
         self._at_syncs_next = 0
         self.syncs = 0
+        self.visible = 0  # synchronisation points and reads and writes of shared state (_visible)
+        self.unlocked = 0  # reads and writes of shared state made holding no lock
+        self._pending = [0, 0]  # the next entry of at_visible, at_unlocked
+        # Counting takes a look at every step: only while an entry is pending.
+        self._counting = bool(self.decisions.at_visible or self.decisions.at_unlocked)
+        walk = self.decisions.walk
+        self._walk_state = 0
+        self._walk_left = 0
+        if walk is not None and walk[2] > 0 and walk[1] > 0:
+            self._walk_state = (walk[0] * 2654435761 + 1) & 0xFFFFFFFF
+            self._walk_left = walk[2]
+            self._counting = True
+        self.walked: list[tuple[int, int]] = []  # (visible operation, choice): the walk's preemptions
+        self.notifies = 0
         self._slice_start = 0
         self._alone_steps = 0
         self._check_at = min(self.max_steps, self.fair_slice)
@@ -398,6 +450,9 @@ class Scheduler:
 
     def _recompute_next_event(self) -> None:
         """The next step at which _decide has something to do (one comparison per step)."""
+        if self._counting:
+            self._next_event = 0  # every step
+            return
         next_event: float = self._check_at
         at_steps = self._at_steps
         while self._at_steps_next < len(at_steps) and at_steps[self._at_steps_next][0] <= self.step:
@@ -479,6 +534,8 @@ class Scheduler:
         if self.record_opportunities:
             self._note_opportunity(record, step)
         sync = self.syncs = self.syncs + 1
+        if self._counting and self._count_visible(record, sync=True):
+            return
         at_syncs = self._at_syncs
         if self._at_syncs_next < len(at_syncs) and at_syncs[self._at_syncs_next][0] == sync:
             choice = at_syncs[self._at_syncs_next][1]
@@ -517,6 +574,8 @@ class Scheduler:
                 ),
                 record,
             )
+        if self._counting and self._count_visible(record, sync=False):
+            return
         at_steps = self._at_steps
         if self._at_steps_next < len(at_steps) and at_steps[self._at_steps_next][0] == step:
             choice = at_steps[self._at_steps_next][1]
@@ -534,6 +593,47 @@ class Scheduler:
         if step >= self._check_at:
             self._time_slice(record, step)
         self._recompute_next_event()
+
+    def _count_visible(self, record: ThreadRecord, sync: bool) -> bool:
+        """Count the step just traced if it is visible to other threads; True if it preempted."""
+        if not sync:
+            _, code, offset, _ = self.trace[-1]
+            if code is None or offset not in _visible.data_offsets(code):
+                return False
+        decisions = self.decisions
+        visible = self.visible = self.visible + 1
+        choice = _due(decisions.at_visible, self._pending, 0, visible)
+        if not sync and not record.held:
+            unlocked = self.unlocked = self.unlocked + 1
+            also = _due(decisions.at_unlocked, self._pending, 1, unlocked)
+            choice = also if choice is None else choice
+        if choice is None and self._walk_left:
+            choice = self._walk_step(visible)
+        self._counting = (
+            self._pending[0] < len(decisions.at_visible)
+            or self._pending[1] < len(decisions.at_unlocked)
+            or self._walk_left > 0
+        )
+        return choice is not None and self._preempt(record, choice)
+
+    def _walk_step(self, visible: int) -> int | None:
+        """The random walk's decision at this visible operation: a choice, or None to go on."""
+        # A linear congruential generator: deterministic, and cheaper than random.Random.
+        state = self._walk_state = (self._walk_state * 1103515245 + 12345) & 0x7FFFFFFF
+        if (state >> 8) % self.decisions.walk[1]:  # type: ignore[index]
+            return None
+        runnable = sum(1 for t in self.threads if t.state is RUNNABLE) - 1
+        if runnable <= 0:
+            return None
+        self._walk_left -= 1
+        choice = (state >> 20) % runnable
+        self.walked.append((visible, choice))
+        return choice
+
+    def notify_choice(self, waiters: int) -> int:
+        """Which of ``waiters`` (>= 2) threads waiting on a Condition a notify() wakes."""
+        index = self.notifies = self.notifies + 1
+        return self.decisions.at_notifies.get(index, 0) % waiters
 
     def _preempt_after_switch(self, record: ThreadRecord, choice: int) -> bool:
         others = [t for t in self.threads if t.state is RUNNABLE and t is not record]
@@ -577,6 +677,7 @@ class Scheduler:
         self._recompute_next_event()
 
     def _switch(self, record: ThreadRecord, target: ThreadRecord, reason: str) -> None:
+        record.queued = self.step
         self.switches.append(
             (self.step, record.index, target.index, reason, record.waiting_for if reason == "blocked" else None)
         )
@@ -619,6 +720,7 @@ class Scheduler:
         return record.timed_out
 
     def wake(self, record: ThreadRecord) -> None:
+        record.queued = self.step
         record.state = RUNNABLE
         record.waiting_for = None
         record.deadline = None
@@ -673,6 +775,7 @@ class Scheduler:
         index = self.handoffs = self.handoffs + 1
         if self.record_opportunities:
             self.opportunities.append(("handoff", index, len(runnable) - 1))
+        runnable.sort(key=_longest_waiting)
         return runnable[self.decisions.at_handoffs.get(index, 0) % len(runnable)]
 
     def _finish(self, record: ThreadRecord) -> ThreadRecord | None:
@@ -731,6 +834,22 @@ class Scheduler:
 
     def _livelock_story(self, record: ThreadRecord) -> str:
         return describe_loop(self, record)
+
+
+def _longest_waiting(record: ThreadRecord) -> tuple[int, int]:
+    return record.queued, record.index
+
+
+def _due(pairs: list[tuple[int, int]], pending: list[int], which: int, count: int) -> int | None:
+    """The choice of the entry of ``pairs`` (sorted) at ``count``, if any; skips those passed."""
+    choice = None
+    index = pending[which]
+    while index < len(pairs) and pairs[index][0] <= count:
+        if pairs[index][0] == count and choice is None:
+            choice = pairs[index][1]
+        index += 1
+    pending[which] = index
+    return choice
 
 
 class _RunThread(threading.Thread):

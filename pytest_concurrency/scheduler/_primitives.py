@@ -337,8 +337,14 @@ class Condition:
             return self._real.notify(n)
         self._owned_lock(record, "notify")  # checks that the caller holds it
         scheduler = record.scheduler
-        while self._c_waiters and n > 0:
-            waiter = self._c_waiters.popleft()
+        waiters = self._c_waiters
+        while waiters and n > 0:
+            if len(waiters) > n:  # a choice: which of them (the schedule says; oldest first by default)
+                index = scheduler.notify_choice(len(waiters))
+                waiter = waiters[index]
+                del waiters[index]
+            else:
+                waiter = waiters.popleft()
             scheduler.wake(waiter)
             n -= 1
 

@@ -72,6 +72,7 @@ class ThreadRecord:
         "blocked_at",
         "quiet",
         "function",
+        "queued",
     )
 
     def __init__(self, scheduler: Scheduler, index: int, thread: threading.Thread, root: bool):
@@ -100,6 +101,9 @@ class ThreadRecord:
         # Thread bootstrap setting its _started Event) are not preemption points.
         self.quiet = True
         self.function: Callable[[], Any] | None = None
+        # The step since which it has been ready to run without running: at a
+        # hand-off the one that has waited longest goes on, as in an OS's run queue.
+        self.queued = scheduler.step
 
     def __repr__(self) -> str:
         return f"<thread {self.name} {self.state}>"

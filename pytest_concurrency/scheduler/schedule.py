@@ -27,7 +27,7 @@ class Schedule:
     A schedule is three lists of ``(position, choice)``: at each position the
     running thread is preempted and the ``choice``-th other runnable thread
     (modulo their number) goes on.  Between preemptions a thread runs until it
-    blocks or ends, and then the lowest-numbered runnable thread goes on.
+    blocks or ends, and then the runnable thread that has waited longest goes on.
 
     - ``at_steps``: at that global step (every bytecode of user code and every
       synchronisation call is a step; step 0 decides who starts);
@@ -38,9 +38,26 @@ class Schedule:
       sleep, start, join), counting from 1.
 
     And where a thread blocks or ends and two or more threads could go on,
-    ``at_handoffs`` may choose another one than the lowest-numbered: at the
+    ``at_handoffs`` may choose another one than the longest waiting: at the
     ``position``-th such hand-off (counting from 1), the ``choice``-th of them.
     A hand-off is not a preemption; :func:`explore_all` tries every choice.
+
+    Two more kinds of position count only the reads and writes of shared
+    state (attributes, subscripts, written globals and cells), where a
+    preemption can change an outcome; the preemption comes just before that
+    access:
+
+    - ``at_visible``: at the ``position``-th such access (counting from 1);
+    - ``at_unlocked``: at the ``position``-th one made by a thread holding no
+      lock, where data races are.
+
+    And ``at_notifies`` says which waiter ``notify()`` wakes: at the
+    ``position``-th notify with more waiters than it wakes, the
+    ``choice``-th of them in waiting order (by default the first).
+
+    ``walk=(seed, period, most)`` adds a random walk over visible operations:
+    at each, with odds 1 in ``period``, a preemption for a random other
+    thread, at most ``most`` of them; the same seed gives the same walk.
 
     Write one by hand for ``@example`` or a regression test:
 
@@ -55,51 +72,67 @@ class Schedule:
         after_switch: Sequence[tuple[int, int]] = (),
         at_syncs: Sequence[tuple[int, int]] = (),
         at_handoffs: Sequence[tuple[int, int]] = (),
+        at_visible: Sequence[tuple[int, int]] = (),
+        at_unlocked: Sequence[tuple[int, int]] = (),
+        at_notifies: Sequence[tuple[int, int]] = (),
+        walk: tuple[int, int, int] | None = None,
         max_steps: int = _engine.DEFAULT_MAX_STEPS,
     ) -> None:
-        steps, slices, syncs, handoffs = (_pairs(name, items) for name, items in (
+        if walk is not None and (
+            not isinstance(walk, tuple)
+            or len(walk) != 3
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in walk)
+        ):
+            raise ValueError(f"Schedule(walk=...) takes (seed, period, most), integers >= 0; got {walk!r}")
+        given = {name: _pairs(name, items) for name, items in (
             ("at_steps", at_steps), ("after_switch", after_switch),
             ("at_syncs", at_syncs), ("at_handoffs", at_handoffs),
-        ))
+            ("at_visible", at_visible), ("at_unlocked", at_unlocked),
+            ("at_notifies", at_notifies),
+        )}  # fmt: skip
         if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
             raise ValueError(f"Schedule(max_steps=...) must be an integer >= 1, got {max_steps!r}")
-        self._set(steps, slices, syncs, handoffs, max_steps)
+        self._set(max_steps=max_steps, walk=walk, **given)
 
     def _set(
         self,
-        at_steps: Sequence[tuple[int, int]],
-        after_switch: Sequence[tuple[int, int]],
-        at_syncs: Sequence[tuple[int, int]],
-        at_handoffs: Sequence[tuple[int, int]],
-        max_steps: int,
+        at_steps: Sequence[tuple[int, int]] = (),
+        after_switch: Sequence[tuple[int, int]] = (),
+        at_syncs: Sequence[tuple[int, int]] = (),
+        at_handoffs: Sequence[tuple[int, int]] = (),
+        at_visible: Sequence[tuple[int, int]] = (),
+        at_unlocked: Sequence[tuple[int, int]] = (),
+        at_notifies: Sequence[tuple[int, int]] = (),
+        walk: tuple[int, int, int] | None = None,
+        max_steps: int = _engine.DEFAULT_MAX_STEPS,
     ) -> None:
+        self.walk = walk
         self.at_steps = tuple(sorted(at_steps))
         self.after_switch = tuple(after_switch)
         self.at_syncs = tuple(sorted(at_syncs))
         self.at_handoffs = tuple(sorted(at_handoffs))
+        self.at_visible = tuple(sorted(at_visible))
+        self.at_unlocked = tuple(at_unlocked)
+        self.at_notifies = tuple(sorted(at_notifies))
         self.max_steps = max_steps
         self._last: Scheduler | None = None
         self._record_opportunities = False
 
     @classmethod
-    def _trusted(
-        cls,
-        at_steps: list[tuple[int, int]],
-        after_switch: list[tuple[int, int]],
-        at_syncs: list[tuple[int, int]],
-        max_steps: int,
-    ) -> Schedule:
+    def _trusted(cls, **pairs: Any) -> Schedule:
         """A schedule from pairs already known to be valid (a draw): no checks, one per example."""
         schedule = cls.__new__(cls)
-        schedule._set(at_steps, after_switch, at_syncs, (), max_steps)
+        schedule._set(**pairs)
         return schedule
 
     def __repr__(self) -> str:
         parts = []
-        for name in ("at_steps", "after_switch", "at_syncs", "at_handoffs"):
+        for name in _FIELDS:
             value = getattr(self, name)
             if value:
                 parts.append(f"{name}={value!r}")
+        if self.walk is not None:
+            parts.append(f"walk={self.walk!r}")
         if self.max_steps != _engine.DEFAULT_MAX_STEPS:
             parts.append(f"max_steps={self.max_steps}")
         return f"Schedule({', '.join(parts)})"
@@ -120,7 +153,10 @@ class Schedule:
     @property
     def preemptions(self) -> int:
         """How many preemptions the schedule asks for (fewer may be possible)."""
-        return len(self.at_steps) + len(self.after_switch) + len(self.at_syncs)
+        return (
+            len(self.at_steps) + len(self.after_switch) + len(self.at_syncs)
+            + len(self.at_visible) + len(self.at_unlocked)
+        )  # fmt: skip
 
     def run(self, *callables: Callable[[], Any]) -> list[Any]:
         """Run each callable in its own controlled thread; return their results in order.
@@ -140,7 +176,10 @@ class Schedule:
             )
         detailed = _should_note()
         scheduler = Scheduler(
-            Decisions(self.at_steps, self.after_switch, self.at_syncs, self.at_handoffs),
+            Decisions(
+                self.at_steps, self.after_switch, self.at_syncs, self.at_handoffs,
+                self.at_visible, self.at_unlocked, self.at_notifies, self.walk,
+            ),  # fmt: skip
             max_steps=self.max_steps,
             detailed=detailed,
             record_opportunities=self._record_opportunities,
@@ -163,6 +202,11 @@ class Schedule:
     def steps(self) -> int:
         """How many preemption points the last ``run`` went through."""
         return self._last.step if self._last is not None else 0
+
+
+_FIELDS = (
+    "at_steps", "after_switch", "at_syncs", "at_handoffs", "at_visible", "at_unlocked", "at_notifies",
+)  # the order of repr(): a Schedule pasted into @example replays exactly
 
 
 def _pairs(what: str, items: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:

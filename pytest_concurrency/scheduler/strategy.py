@@ -62,24 +62,37 @@ def schedules(
     # preemption cost about as much as a short run; and the byte string's
     # shrinker, which deletes bytes from the end first and then makes each
     # byte smaller, drops preemptions and then moves the rest earlier.
-    encoded = st.binary(max_size=3 * max_preemptions)
+    encoded = st.binary(max_size=3 * (max_preemptions + _MAX_CHOICES))
 
     def decode(data: bytes) -> Schedule:
         _patching.install_for_test()
-        at_steps: list[tuple[int, int]] = []
-        slices: list[tuple[int, int]] = []
-        syncs: list[tuple[int, int]] = []
-        for code in _codes(data)[:max_preemptions]:
+        pairs: dict[str, list[tuple[int, int]]] = {kind: [] for kind in _KINDS}
+        preemptions = choices = 0
+        walk = None
+        for code in _codes(data):
             kind, distance, chosen = _decode(code)
-            if kind == "after_switch":
-                slices.append((distance, chosen))
-            elif kind == "at_step":
-                # Absolute positions: deleting one preemption while shrinking
-                # leaves the others where they were.
-                at_steps.append((distance, chosen))  # step 0 decides who starts
+            if kind == "walk":
+                if walk is None and max_preemptions:
+                    walk = (distance, _PERIODS[chosen % len(_PERIODS)], max_preemptions)
+                continue
+            if kind in _CHOICES:
+                if choices == _MAX_CHOICES:
+                    continue
+                choices += 1
+                # Counted from 1; choice 0 is what happens anyway.
+                pairs[kind].append((distance + 1, chosen + 1))
+                continue
+            if preemptions == max_preemptions:
+                continue
+            preemptions += 1
+            # Absolute positions: deleting one preemption while shrinking
+            # leaves the others where they were.
+            if kind in ("after_switch", "at_steps"):  # step 0 decides who starts
+                pairs[kind].append((distance, chosen))
             else:
-                syncs.append((distance + 1, chosen))
-        return Schedule._trusted(at_steps, slices, syncs, max_steps)
+                pairs[kind].append((distance + 1, chosen))  # counted from 1
+        del pairs["walk"]
+        return Schedule._trusted(max_steps=max_steps, walk=walk, **pairs)
 
     strategy = encoded.map(decode)
     _our_strategies.add(strategy)
@@ -88,16 +101,35 @@ def schedules(
 
 # Where to preempt.  The run's length is unknown before it ends, so a
 # distance is drawn uniformly below one of several bounds (short, medium and
-# long runs alike get their share); and distances are counted in three ways
+# long runs alike get their share); and distances are counted in five ways
 # (see Schedule), each making a different kind of bug likely: a few steps
-# after a thread starts running, at a global step, or at a synchronisation
-# point.  One code encodes choice, kind, bound and distance.
-_KINDS = ("after_switch", "at_step", "at_sync")
+# after a thread starts running, at a global step, at a synchronisation
+# point, at a read or write of shared state, or at one made holding no lock
+# (a long run has few of those: a window deep in it is as easy to hit as an
+# early one).  Two more kinds are not preemptions: who goes on at a hand-off,
+# and whom a notify() wakes.  One code encodes choice, kind, bound and
+# distance.
+_KINDS = (
+    "after_switch", "at_unlocked", "at_syncs", "at_steps", "at_visible", "walk", "at_handoffs",
+    "at_notifies",
+)  # fmt: skip
+# One-byte codes, the likeliest draws: the kinds that find most bugs with a
+# small distance get a second share (measured over the corpus, see
+# benchmarks/bench_scheduler.py).
+_SMALL = (*_KINDS, "at_unlocked", "at_unlocked", "at_visible", "walk")
+_CHOICES = ("at_handoffs", "at_notifies")
+_MAX_CHOICES = 2  # hand-offs and notifies chosen, beside max_preemptions
 _BOUNDS = {
     "after_switch": (8, 32, 128),
-    "at_step": (16, 64, 256, 1024, 8192),
-    "at_sync": (8, 32),
+    "at_unlocked": (4, 16, 64),
+    "at_syncs": (8, 32),
+    "at_steps": (16, 64, 256, 1024, 8192),
+    "at_visible": (8, 32, 128, 512),
+    "at_handoffs": (4, 16),
+    "at_notifies": (4, 16),
+    "walk": (16, 256, 4096),  # the seed
 }
+_PERIODS = (3, 6, 2, 4, 8, 12, 16, 32)  # a walk's odds of a preemption: 1 in ...
 
 
 def _codes(data: bytes) -> list[int]:
@@ -141,13 +173,13 @@ def _decode(code: int) -> tuple[str, int, int]:
 
     >>> _decode(0)
     ('after_switch', 0, 0)
-    >>> _decode(2 * 3 * 4)
+    >>> _decode(2 * len(_SMALL) * 4)
     ('after_switch', 4, 0)
     """
     if code < 128:
         code, choice = divmod(code, 2)
-        distance, kind_index = divmod(code, len(_KINDS))
-        return _KINDS[kind_index], distance, choice
+        distance, kind_index = divmod(code, len(_SMALL))
+        return _SMALL[kind_index], distance, choice
     code, choice = divmod(code - 128 if code < _FAR else code - _FAR, 8)
     code, kind_index = divmod(code, len(_KINDS))
     kind = _KINDS[kind_index]

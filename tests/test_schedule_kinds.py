@@ -1,0 +1,178 @@
+"""What a drawn schedule can say beyond "preempt at step k", each kind on its own.
+
+Each test runs one hand-written Schedule: the same interleaving on every run,
+no luck involved.  See docs/race-tests.md for why each kind is drawn.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from hypothesis import given, settings
+
+from pytest_concurrency import Schedule, schedules
+from pytest_concurrency.scheduler import _visible
+from pytest_concurrency.scheduler._patching import ensure_installed, uninstall
+
+
+@pytest.fixture
+def patched():
+    ensure_installed()
+    try:
+        yield
+    finally:
+        uninstall()
+
+
+class Total:
+    def __init__(self) -> None:
+        self.total = 0
+        self.lock = threading.Lock()
+
+    def incr(self) -> None:
+        self.total += 1
+
+    def locked_incr(self) -> None:
+        with self.lock:
+            self.total += 1
+
+
+def deep_window(schedule: Schedule, unlocked_at: int = 26) -> int:
+    """40 increments, all locked but one, against one locked increment."""
+    box = Total()
+
+    def loop() -> None:
+        for i in range(40):
+            if i == unlocked_at:
+                box.incr()
+            else:
+                box.locked_incr()
+
+    schedule.run(loop, box.locked_incr)
+    return box.total
+
+
+def test_visible_operations_are_reads_and_writes_of_shared_state():
+    ops = [name for name, _ in _visible.describe(Total.incr.__code__)]
+    assert ops == ["LOAD_ATTR", "STORE_ATTR"]
+    # `with self.lock:` loads the lock to enter it: not a data access.
+    assert [name for name, _ in _visible.describe(Total.locked_incr.__code__)] == ["LOAD_ATTR", "STORE_ATTR"]
+
+
+def test_at_unlocked_reaches_a_window_deep_in_a_long_run(patched):
+    # The only reads and writes made holding no lock are those of iteration 26:
+    # the first unlocked access is its read, so preempting there loses an update.
+    assert deep_window(Schedule()) == 41
+    assert deep_window(Schedule(at_unlocked=[(2, 0)])) == 40
+    # The same window by bytecode step is hundreds of steps in.
+    schedule = Schedule(at_unlocked=[(2, 0)])
+    deep_window(schedule)
+    assert schedule.steps > 300
+
+
+def test_at_visible_counts_synchronisation_points_and_accesses(patched):
+    def scenario(schedule: Schedule) -> int:
+        box = Total()
+        schedule.run(box.locked_incr, box.incr)  # T1: acquire 1, read 2, write 3, release 4
+        return box.total
+
+    assert scenario(Schedule(at_visible=[(2, 0)])) == 2  # before T1 reads: T2 runs whole first
+    assert scenario(Schedule(at_visible=[(3, 0)])) == 1  # between T1's read and write: lost
+    assert scenario(Schedule(at_visible=[(5, 0)])) == 2  # past T1's end: nothing to preempt
+
+
+def test_at_notifies_chooses_which_waiter_a_notify_wakes(patched):
+    def scenario(schedule: Schedule) -> list[str]:
+        cond = threading.Condition()
+        woken: list[str] = []
+        ready = [0]
+
+        def waiter(name: str):
+            def wait() -> None:
+                with cond:
+                    ready[0] += 1
+                    cond.wait()
+                    woken.append(name)
+
+            return wait
+
+        def notifier() -> None:
+            while True:
+                with cond:
+                    if ready[0] == 2:
+                        cond.notify()
+                        cond.notify()
+                        return
+
+        schedule.run(waiter("first"), waiter("second"), notifier)
+        return woken
+
+    assert scenario(Schedule()) == ["first", "second"]  # by default, the longest waiting
+    assert scenario(Schedule(at_notifies=[(1, 1)])) == ["second", "first"]
+
+
+def test_a_hand_off_goes_to_the_thread_that_has_waited_longest(patched):
+    order: list[str] = []
+
+    def one(name: str):
+        def run() -> None:
+            order.append(name + "1")
+            order.append(name + "2")
+
+        return run
+
+    # T1 is preempted after its first step of user code, T2 runs whole; when it
+    # ends, T3 (ready since the start) goes on before T1 (ready since then).
+    Schedule(at_steps=[(2, 0)]).run(one("a"), one("b"), one("c"))
+    assert order.index("c1") < order.index("a2")
+    # at_handoffs takes the other one.
+    order.clear()
+    Schedule(at_steps=[(2, 0)], at_handoffs=[(1, 1)]).run(one("a"), one("b"), one("c"))
+    assert order.index("a2") < order.index("c1")
+
+
+def test_a_walk_replays_exactly_and_is_bounded(patched):
+    def scenario(schedule: Schedule) -> tuple[int, str]:
+        box = Total()
+        schedule.run(box.incr, box.incr, box.incr)
+        return box.total, schedule.story
+
+    walk = Schedule(walk=(7, 2, 3))
+    first = scenario(walk)
+    again = scenario(Schedule(walk=(7, 2, 3)))
+    assert first == again
+    assert walk._last is not None and len(walk._last.walked) <= 3
+    assert walk.preemptions <= 3 or walk.walk is not None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [(1, 2), (1, 2, -1), ("a", 2, 3), (1, True, 2)],
+)
+def test_a_bad_walk_is_refused_with_its_value(bad):
+    with pytest.raises(ValueError, match=r"walk=\.\.\.\) takes \(seed, period, most\)"):
+        Schedule(walk=bad)
+
+
+def test_repr_round_trips_every_kind():
+    schedule = Schedule(
+        at_steps=[(3, 1)], after_switch=[(2, 0)], at_syncs=[(4, 1)], at_handoffs=[(1, 1)],
+        at_visible=[(5, 0)], at_unlocked=[(2, 1)], at_notifies=[(1, 1)], walk=(9, 3, 2),
+    )  # fmt: skip
+    assert eval(repr(schedule)) == schedule  # noqa: S307 - what a user pastes into @example
+
+
+def test_drawn_schedules_find_a_deep_window_by_default():
+    found: list[Schedule] = []
+
+    @settings(derandomize=True, database=None, max_examples=200, deadline=None)
+    @given(schedules())
+    def search(schedule: Schedule) -> None:
+        if deep_window(schedule) != 41:
+            found.append(schedule)
+            raise AssertionError("lost")
+
+    with pytest.raises(AssertionError):
+        search()
+    assert found
