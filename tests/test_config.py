@@ -294,7 +294,7 @@ def test_the_plugin_settings_have_their_documented_defaults(plugin_run):
     shown = _settings(plugin_run.runpytest_inprocess("-s", "-p", "no:cacheprovider"))
     assert shown == {
         "deadlock_timeout": "1.0 from default",
-        "exercise_timeout": "30.0 from default",
+        "exercise_timeout": "27.0 from default",
         "exercise_budget": "30.0 from default",
         "memcached_bin": "None from default",
         "memcached_servers": "() from default",

@@ -229,8 +229,8 @@ def test_an_atexit_handler_that_blocks_does_not_keep_pytest_alive(tmp_path, exer
 
 @pytest.mark.parametrize(("exercise", "other"), PAIRS)
 def test_an_infinite_loop_in_a_method_costs_the_exercise_its_budget_not_more(tmp_path, exercise, other):
-    """The default limits: 30 s for the first test that hangs, and the exercise reports within
-    its 30 s budget: without it, 30 s and then 2 s for each of its other tests that hang."""
+    """The default limits: 27 s for the first test that hangs, and the exercise reports within
+    its 30 s budget: without it, 27 s and then 2 s for each of its other tests that hang."""
     before, function, loop = LOOP_IN_A_METHOD[exercise]
     indent = before[: len(before) - len(before.lstrip())]
     run = run_spoiled(tmp_path, exercise, other, f"{indent}{loop}\n{indent}    pass\n", before=before)
@@ -238,7 +238,7 @@ def test_an_infinite_loop_in_a_method_costs_the_exercise_its_budget_not_more(tmp
     where = re.escape(f"{module}:") + "[0-9]+" + re.escape(f" in {function}: `{loop}`")
     failed = {t["name"].split("::")[-1]: t["output"] for t in run.failed(exercise)}
     hung = [name for name, output in failed.items()
-            if re.match(f"{re.escape(name)} did not finish in 30 s; your code was running {where}", output)]
+            if re.match(f"{re.escape(name)} did not finish in 27 s; your code was running {where}", output)]
     assert len(hung) == 1, failed
     for name, output in failed.items():
         if name != hung[0]:

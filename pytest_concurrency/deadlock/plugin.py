@@ -73,7 +73,7 @@ from .watchdog import TestState, Watchdog, test_threads
 DEFAULT_DEADLOCK_TIMEOUT = 1.0
 # Five times the slowest solution test (5 s: a memcached client's timeouts), not more: a
 # student's loop costs this once, then timeout_after_hang for each other test of the exercise.
-DEFAULT_EXERCISE_TIMEOUT = 30.0
+DEFAULT_EXERCISE_TIMEOUT = 27.0
 DEFAULT_TIMEOUT_AFTER_HANG = 2.0
 # From an exercise's first test. It only counts once a test hung: correct code never meets it
 # (the slowest solution exercise, 18, takes 14 s on a loaded machine).
@@ -132,7 +132,7 @@ class EventLoopBlockedWarning(pytest.PytestWarning):
 _watchdog_key = pytest.StashKey[Watchdog]()
 _test_key = pytest.StashKey[TestState]()
 # The pytest-timeout limit we gave an exercise test (collection), and the shorter one it got
-# because another test of its exercise hung before: ("given 2 s instead of 30 s", that test's name).
+# because another test of its exercise hung before: ("given 2 s instead of 27 s", that test's name).
 _limit_key = pytest.StashKey[float]()
 _short_key = pytest.StashKey[tuple[str, str]]()
 # exercise folder -> its first test that timed out in the student's code, and where:
