@@ -135,3 +135,38 @@ def test_a_manager_starts_with_spawn_under_the_watch():
             assert dict(shared) == {"x": 1}
     finally:
         wg.uninstall()
+
+
+def test_a_woken_thread_that_has_not_run_yet_is_not_counted_as_blocked() -> None:
+    """A notify (or an ending thread) wakes a waiter some time before it runs again; on
+    a loaded machine the watchdog can look in between.  Seen: a pool's callback set the
+    event the test waited on, emptied the pool's cache, and the watchdog called it a
+    deadlock.  Here the in-between state is made by hand, so it is looked at every run."""
+    import _thread
+    import time
+
+    from pytest_concurrency.deadlock.watchdog import TestState, Watchdog
+
+    parked = threading.Event()  # the real one: the test thread is not watched meanwhile
+    member = threading.Thread(target=parked.wait, args=(PATIENCE,))
+    member.start()
+    try:
+        waiter = _thread.allocate_lock()
+        waiter.acquire()
+        others = set(threading.enumerate()) - {member}
+        test = TestState(None, member, baseline=others)  # type: ignore[arg-type]
+        dog = Watchdog(0.01)
+        wg._waits[member.ident] = wg.Wait("wait", threading.Condition(), False,
+                                          time.monotonic() - 1, raw=waiter)
+        dog.look(test)
+        assert len(test.reports) == 1, "the waiter sleeps on a locked lock: a deadlock"
+        wg.forget_unwound([member.ident])
+        test.reports.clear()
+        waiter.release()  # notified, not yet run
+        dog.look(test)
+        assert test.reports == []
+    finally:
+        wg._waits.pop(member.ident, None)
+        wg.forget_unwound([member.ident])
+        parked.set()
+        member.join()

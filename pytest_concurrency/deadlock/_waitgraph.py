@@ -107,9 +107,10 @@ class Held:
 class Wait:
     """One blocked call, from its start to its end."""
 
-    __slots__ = ("kind", "target", "timed", "since", "serial", "guard")
+    __slots__ = ("kind", "target", "timed", "since", "serial", "guard", "raw")
 
-    def __init__(self, kind: str, target: Any, timed: bool, since: float, guard: str | None = None) -> None:
+    def __init__(self, kind: str, target: Any, timed: bool, since: float, guard: str | None = None,
+                 raw: Any = None) -> None:
         self.kind = kind  # "acquire", "wait" (condition), "join", "watch" (a thread's state)
         self.target = target  # the lock, the condition, the thread
         self.timed = timed
@@ -118,6 +119,7 @@ class Wait:
         # A test helper's patience ("10 s, then the test fails"): a timed wait whose
         # timeout can only fail the test, so the watchdog counts it as untimed.
         self.guard = guard
+        self.raw = raw  # the real lock an acquire or a condition wait sleeps on
 
     def __repr__(self) -> str:
         return f"Wait({self.kind!r}, {self.target!r}, timed={self.timed}, since={self.since:.3f})"
@@ -129,6 +131,19 @@ class Wait:
         if self.kind in ("join", "watch"):
             return self.target.ident
         return None
+
+    def still_blocked(self) -> bool:
+        """False once what it waits for has happened, though the thread has not run yet.
+
+        A notify releases the waiter's lock, and an ending thread its join, some
+        time before the woken thread runs again (long, on a loaded machine).
+        Until then the record stays, and the watchdog must not count it.
+        """
+        if self.raw is not None:
+            return bool(self.raw.locked())
+        if self.kind in ("join", "watch") and isinstance(self.target, threading.Thread):
+            return self.target.is_alive()
+        return True
 
 
 class Holder:
@@ -307,7 +322,7 @@ def _blocking_acquire(raw: Any, timeout: float | None, kind: str, target: Any) -
     if raw.acquire(True, piece):
         return True
     deadline = now + timeout if timed else None  # type: ignore[operator]
-    wait = _waits[me] = Wait(kind, target, timed, now)
+    wait = _waits[me] = Wait(kind, target, timed, now, raw=raw)
     if on_wait is not None:
         on_wait(wait)
     try:

@@ -140,13 +140,16 @@ class Watchdog:
         waits = wg.waits()
         unwound = wg.unwound_idents()
         blocked = {
-            ident: wait for ident, wait in waits.items() if not wait.timed and ident not in unwound
+            ident: wait for ident, wait in waits.items()
+            if not wait.timed and ident not in unwound and wait.still_blocked()
         }
         if not blocked:
             return
         started = [t.ident for t in threading.enumerate()]  # the order they started in
         cycle = find_cycle(waits_for(blocked), order=[i for i in started if i in blocked])
-        if cycle and now - max(blocked[i].since for i in cycle) >= self.timeout:
+        if cycle and now - max(blocked[i].since for i in cycle) >= self.timeout and (
+            still_blocked(cycle, blocked)
+        ):
             report = cycle_report(cycle, blocked, self.timeout)
             self._fire(test, cycle, report)
             return
@@ -157,7 +160,7 @@ class Watchdog:
         stuck = sorted(members - idle)
         if stuck and all(ident in blocked for ident in stuck) and (
             now - max(blocked[i].since for i in stuck) >= self.timeout
-        ):
+        ) and still_blocked(stuck, blocked):
             report = stuck_report(stuck, blocked, self.timeout, sorted(idle))
             self._fire(test, stuck, report)
 
@@ -166,6 +169,16 @@ class Watchdog:
         test.reports.append(report)  # first: the test must fail even if the threads unwind fast
         for ident in idents:
             wg.unwind(ident, report)
+
+
+def still_blocked(idents: list[int], blocked: dict[int, wg.Wait]) -> bool:
+    """Whether each of ``idents`` is still in the wait it was seen in, and that wait unmet.
+
+    Looked at after the idle pools: a pool's callback wakes its waiter before the
+    pool's cache empties, so a pool seen idle has already released whom it wakes.
+    """
+    now = wg.waits()
+    return all(now.get(i) is blocked[i] and blocked[i].still_blocked() for i in idents)
 
 
 def waits_for(blocked: dict[int, wg.Wait]) -> dict[int, int]:
