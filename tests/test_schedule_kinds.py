@@ -155,10 +155,42 @@ def test_a_bad_walk_is_refused_with_its_value(bad):
         Schedule(walk=bad)
 
 
+def test_windows_in_two_threads_show_a_counter_going_down(patched):
+    """T1 preempted between its read and its write of ``n``, T3 between its two reads:
+    the two exact preemptions the observer bug needs, by name, not by position."""
+    import scheduler_corpus
+
+    observer = scheduler_corpus.load("observer_sees_decrease")
+    schedule = Schedule(windows=((0, 2), 1, 4))
+    with pytest.raises(AssertionError, match="went down: read 2, then 1"):
+        observer.buggy(schedule)
+    assert schedule._last is not None and schedule._last.preemptions_taken == 2
+    observer.fixed(Schedule(windows=((0, 2), 1, 4)))  # the locked twin: no window to open
+
+
+def test_a_window_opens_only_on_a_name_touched_again_in_the_same_slice():
+    def incr(box: Total) -> None:
+        box.total += 1
+
+    def reads_two_names(box: Total) -> None:
+        box.total = box.lock
+
+    assert sorted(_visible.data_keys(incr.__code__).values()) == ["total", "total"]
+    keys = list(_visible.data_keys(reads_two_names.__code__).values())
+    assert sorted(keys) == ["lock", "total"]  # no name twice: no window
+
+
+@pytest.mark.parametrize("bad", [(1, 2), ((0,), -1, 2), (("a",), 1, 1), ((0,), True, 1), 5])
+def test_bad_windows_are_refused_with_their_value(bad):
+    with pytest.raises(ValueError, match=r"windows=\.\.\.\)"):
+        Schedule(windows=bad)
+
+
 def test_repr_round_trips_every_kind():
     schedule = Schedule(
         at_steps=[(3, 1)], after_switch=[(2, 0)], at_syncs=[(4, 1)], at_handoffs=[(1, 1)],
         at_visible=[(5, 0)], at_unlocked=[(2, 1)], at_notifies=[(1, 1)], walk=(9, 3, 2),
+        windows=((0, 2), 1, 4),
     )  # fmt: skip
     assert eval(repr(schedule)) == schedule  # noqa: S307 - what a user pastes into @example
 

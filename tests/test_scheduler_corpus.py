@@ -40,28 +40,7 @@ def explore(scenario, max_examples: int) -> tuple[int, BaseException | None]:
     return examples, None
 
 
-# Known gap (issue 16): two preemptions at two exact places among three
-# threads, T1 between its read and write and T3 between its two reads.  Drawn
-# schedules find it in about one in 700 (median over seeds ~60-1000); the
-# search with partial-order reduction (explore_all) finds it systematically.
-# Strict: the day schedules() finds it, this turns red and the mark goes.
-NOT_YET_FOUND_BY_DRAWS = {"observer_sees_decrease"}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=True, reason="known gap of drawn schedules: needs two exact preemptions"
-            ),
-        )
-        if name in NOT_YET_FOUND_BY_DRAWS
-        else name
-        for name in scheduler_corpus.NAMES
-    ],
-)
+@pytest.mark.parametrize("name", scheduler_corpus.NAMES)
 def test_the_bug_is_found_within_200_schedules(name):
     module = scheduler_corpus.load(name)
     examples, failure = explore(module.buggy, 200)

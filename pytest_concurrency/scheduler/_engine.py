@@ -82,6 +82,17 @@ class Decisions:
     most ``most`` times.  Bugs that need two or three preemptions at
     particular places among three or four threads are found this way much
     more often than by drawing each place on its own.
+
+    ``windows = (threads, first, most)`` preempts each thread of ``threads``
+    (indices, as in the story) inside its *windows*: just before a read or
+    write of a name (``self.n``, a global, any subscript) it already read or
+    wrote in the same slice holding no lock, from its ``first``-th such
+    access on (counting from 1), at most ``most`` times in all; the thread
+    that has waited longest goes on.  That is where a lost update or a torn
+    read happens, however far into the run, and however many steps the other
+    threads take in between: a counter seen going down by a reader (one
+    writer preempted between its read and its write, the reader between its
+    two reads) is ``windows=((0, 2), 1, 4)``.
     """
 
     # Positional: a Schedule (which checks them) passes its lists in this order.
@@ -95,6 +106,7 @@ class Decisions:
         at_unlocked: Pairs = (),
         at_notifies: Pairs = (),
         walk: tuple[int, int, int] | None = None,
+        windows: tuple[tuple[int, ...], int, int] | None = None,
     ) -> None:
         self.at_steps = sorted(at_steps)
         self.after_switch = list(after_switch)
@@ -104,6 +116,7 @@ class Decisions:
         self.at_unlocked = sorted((k, c) for k, c in at_unlocked if k > 0)
         self.at_notifies = _first_per_key(at_notifies)
         self.walk = walk
+        self.windows = windows
 
 
 def _first_per_key(pairs: Pairs) -> dict[int, int]:
@@ -130,7 +143,7 @@ class Scheduler:
         "_at_syncs_next", "syncs", "_slice_start", "_alone_steps", "_check_at",
         "_next_event", "_tracer", "_detail_pending", "preemptions_taken", "cpu",
         "visible", "unlocked", "_pending", "_counting", "notifies", "_walk_state", "_walk_left",
-        "walked",
+        "walked", "_windows", "_window_left", "_window_keys", "_window_slice", "_window_seen",
     )  # fmt: skip
 
     def __init__(
@@ -197,6 +210,16 @@ class Scheduler:
             self._walk_left = walk[2]
             self._counting = True
         self.walked: list[tuple[int, int]] = []  # (visible operation, choice): the walk's preemptions
+        windows = self.decisions.windows
+        self._windows: dict[int, int] = {}  # thread index -> from its how-manieth window on
+        self._window_left = 0
+        if windows is not None and windows[2] > 0 and windows[0]:
+            self._windows = {index: windows[1] for index in windows[0]}
+            self._window_left = windows[2]
+            self._counting = True
+        self._window_keys: set[str] = set()  # what the running thread touched in this slice
+        self._window_slice = -1  # the slice those keys are of (its first step)
+        self._window_seen: dict[int, int] = {}  # thread index -> windows met so far
         self.notifies = 0
         self._slice_start = 0
         self._alone_steps = 0
@@ -613,8 +636,34 @@ class Scheduler:
             self._pending[0] < len(decisions.at_visible)
             or self._pending[1] < len(decisions.at_unlocked)
             or self._walk_left > 0
+            or self._window_left > 0
         )
-        return choice is not None and self._preempt(record, choice)
+        if choice is not None:
+            return self._preempt(record, choice)
+        if self._window_left and not sync and not record.held and record.index in self._windows:
+            return self._window_step(record)
+        return False
+
+    def _window_step(self, record: ThreadRecord) -> bool:
+        """Preempt ``record`` if this access opens a window of ``decisions.windows``."""
+        _, code, offset, _ = self.trace[-1]
+        if self._window_slice != self._slice_start:
+            self._window_slice = self._slice_start
+            self._window_keys.clear()
+        key = _visible.data_keys(code)[offset]  # type: ignore[arg-type]
+        if key not in self._window_keys:
+            self._window_keys.add(key)
+            return False
+        seen = self._window_seen[record.index] = self._window_seen.get(record.index, 0) + 1
+        if seen < self._windows[record.index]:
+            return False
+        others = [t for t in self.threads if t.state is RUNNABLE and t is not record]
+        if not others:
+            return False
+        self._window_left -= 1
+        self.preemptions_taken += 1
+        self._switch(record, min(others, key=_longest_waiting), "preempted")
+        return True
 
     def _walk_step(self, visible: int) -> int | None:
         """The random walk's decision at this visible operation: a choice, or None to go on."""

@@ -20,7 +20,7 @@ import dis
 import sys
 from types import CodeType
 
-__all__ = ["data_offsets", "describe"]
+__all__ = ["data_keys", "data_offsets", "describe"]
 
 _WRITES = frozenset({
     "STORE_ATTR", "DELETE_ATTR", "STORE_SUBSCR", "DELETE_SUBSCR", "STORE_SLICE",
@@ -35,6 +35,7 @@ _SYNC_METHODS = frozenset({
 
 _METHOD_BIT = sys.version_info >= (3, 12)
 _cache: dict[CodeType, frozenset[int]] = {}
+_keys: dict[CodeType, dict[int, str]] = {}
 
 
 def data_offsets(code: CodeType) -> frozenset[int]:
@@ -43,6 +44,28 @@ def data_offsets(code: CodeType) -> frozenset[int]:
     if offsets is None:
         offsets = _cache[code] = frozenset(offset for _, offset in describe(code))
     return offsets
+
+
+def data_keys(code: CodeType) -> dict[int, str]:
+    """What each of ``code``'s shared-state instructions touches, by name: ``n`` for
+    ``self.n`` or a global ``n``, ``[]`` for any subscript.
+
+    Two accesses with one key may be to one place (a read, then a write of
+    ``self.n``): the window a preemption opens for a lost update or a torn read.
+
+    >>> def incr(self):
+    ...     self.n += 1
+    >>> sorted(data_keys(incr.__code__).values())
+    ['n', 'n']
+    """
+    keys = _keys.get(code)
+    if keys is None:
+        by_offset = {i.offset: i for i in dis.get_instructions(code)}
+        keys = _keys[code] = {
+            offset: "[]" if "SUBSCR" in name or "SLICE" in name else str(by_offset[offset].argval)
+            for name, offset in describe(code)
+        }
+    return keys
 
 
 def describe(code: CodeType) -> list[tuple[str, int]]:

@@ -59,6 +59,13 @@ class Schedule:
     at each, with odds 1 in ``period``, a preemption for a random other
     thread, at most ``most`` of them; the same seed gives the same walk.
 
+    ``windows=(threads, first, most)`` preempts each listed thread (by index)
+    just before it reads or writes again, holding no lock, a name it already
+    touched in the same slice (``self.value`` read, then written: the window
+    of a lost update), from its ``first``-th such access, at most ``most``
+    times in all; the thread that has waited longest goes on.  Two windows
+    in two threads are what an observer needs to see a counter go down.
+
     Write one by hand for ``@example`` or a regression test:
 
     >>> Schedule(at_steps=[(3, 0)])
@@ -76,8 +83,10 @@ class Schedule:
         at_unlocked: Sequence[tuple[int, int]] = (),
         at_notifies: Sequence[tuple[int, int]] = (),
         walk: tuple[int, int, int] | None = None,
+        windows: tuple[Sequence[int], int, int] | None = None,
         max_steps: int = _engine.DEFAULT_MAX_STEPS,
     ) -> None:
+        windows = _windows(windows)
         if walk is not None and (
             not isinstance(walk, tuple)
             or len(walk) != 3
@@ -92,7 +101,7 @@ class Schedule:
         )}  # fmt: skip
         if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
             raise ValueError(f"Schedule(max_steps=...) must be an integer >= 1, got {max_steps!r}")
-        self._set(max_steps=max_steps, walk=walk, **given)
+        self._set(max_steps=max_steps, walk=walk, windows=windows, **given)
 
     def _set(
         self,
@@ -104,9 +113,11 @@ class Schedule:
         at_unlocked: Sequence[tuple[int, int]] = (),
         at_notifies: Sequence[tuple[int, int]] = (),
         walk: tuple[int, int, int] | None = None,
+        windows: tuple[tuple[int, ...], int, int] | None = None,
         max_steps: int = _engine.DEFAULT_MAX_STEPS,
     ) -> None:
         self.walk = walk
+        self.windows = windows
         self.at_steps = tuple(sorted(at_steps))
         self.after_switch = tuple(after_switch)
         self.at_syncs = tuple(sorted(at_syncs))
@@ -133,6 +144,8 @@ class Schedule:
                 parts.append(f"{name}={value!r}")
         if self.walk is not None:
             parts.append(f"walk={self.walk!r}")
+        if self.windows is not None:
+            parts.append(f"windows={self.windows!r}")
         if self.max_steps != _engine.DEFAULT_MAX_STEPS:
             parts.append(f"max_steps={self.max_steps}")
         return f"Schedule({', '.join(parts)})"
@@ -178,7 +191,7 @@ class Schedule:
         scheduler = Scheduler(
             Decisions(
                 self.at_steps, self.after_switch, self.at_syncs, self.at_handoffs,
-                self.at_visible, self.at_unlocked, self.at_notifies, self.walk,
+                self.at_visible, self.at_unlocked, self.at_notifies, self.walk, self.windows,
             ),  # fmt: skip
             max_steps=self.max_steps,
             detailed=detailed,
@@ -207,6 +220,23 @@ class Schedule:
 _FIELDS = (
     "at_steps", "after_switch", "at_syncs", "at_handoffs", "at_visible", "at_unlocked", "at_notifies",
 )  # the order of repr(): a Schedule pasted into @example replays exactly
+
+
+def _windows(windows: Any) -> tuple[tuple[int, ...], int, int] | None:
+    if windows is None:
+        return None
+    try:
+        threads, first, most = windows
+        threads = tuple(threads)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"Schedule(windows=...) takes (threads, first, most), e.g. ((0, 2), 1, 4); got {windows!r}"
+        ) from None
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (*threads, first, most)):
+        raise ValueError(
+            f"Schedule(windows=...): thread indices, first and most must be integers >= 0; got {windows!r}"
+        )
+    return tuple(sorted(set(threads))), first, most
 
 
 def _pairs(what: str, items: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:

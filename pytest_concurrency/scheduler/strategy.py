@@ -68,9 +68,15 @@ def schedules(
         _patching.install_for_test()
         pairs: dict[str, list[tuple[int, int]]] = {kind: [] for kind in _KINDS}
         preemptions = choices = 0
-        walk = None
+        walk = windows = None
         for code in _codes(data):
             kind, distance, chosen = _decode(code)
+            if kind == "windows":
+                if windows is None and max_preemptions:
+                    mask = distance + 1  # which threads: bits of a number from 1
+                    threads = tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
+                    windows = (threads, chosen + 1, max_preemptions)
+                continue
             if kind == "walk":
                 if walk is None and max_preemptions:
                     walk = (distance, _PERIODS[chosen % len(_PERIODS)], max_preemptions)
@@ -91,8 +97,8 @@ def schedules(
                 pairs[kind].append((distance, chosen))
             else:
                 pairs[kind].append((distance + 1, chosen))  # counted from 1
-        del pairs["walk"]
-        return Schedule._trusted(max_steps=max_steps, walk=walk, **pairs)
+        del pairs["walk"], pairs["windows"]
+        return Schedule._trusted(max_steps=max_steps, walk=walk, windows=windows, **pairs)
 
     strategy = encoded.map(decode)
     _our_strategies.add(strategy)
@@ -106,18 +112,21 @@ def schedules(
 # after a thread starts running, at a global step, at a synchronisation
 # point, at a read or write of shared state, or at one made holding no lock
 # (a long run has few of those: a window deep in it is as easy to hit as an
-# early one).  Two more kinds are not preemptions: who goes on at a hand-off,
-# and whom a notify() wakes.  One code encodes choice, kind, bound and
-# distance.
+# early one).  Two kinds place several preemptions at once: a random walk,
+# and windows (which threads are preempted between two accesses to one name:
+# a bug that needs two preemptions in two threads is one draw of 1 in 8, not
+# two exact positions).  Two more kinds are not preemptions: who goes on at a
+# hand-off, and whom a notify() wakes.  One code encodes choice, kind, bound
+# and distance.
 _KINDS = (
-    "after_switch", "at_unlocked", "at_syncs", "at_steps", "at_visible", "walk", "at_handoffs",
-    "at_notifies",
+    "after_switch", "at_unlocked", "at_syncs", "at_steps", "at_visible", "walk", "windows",
+    "at_handoffs", "at_notifies",
 )  # fmt: skip
 # One-byte codes, the likeliest draws: the kinds that find most bugs with a
 # small distance get a larger share (measured over the corpus, see
 # docs/race-tests.md).  A walk takes two bytes or more: whatever it finds, the
 # shrinker can turn into one-byte codes, which say where the preemptions are.
-_SMALL = tuple(kind for kind in (*_KINDS, "at_unlocked", "at_unlocked", "at_visible") if kind != "walk")
+_SMALL = tuple(kind for kind in (*_KINDS, "at_unlocked", "at_unlocked", "at_visible", "windows", "windows") if kind != "walk")
 _CHOICES = ("at_handoffs", "at_notifies")
 _MAX_CHOICES = 2  # hand-offs and notifies chosen, beside max_preemptions
 _BOUNDS = {
@@ -129,6 +138,7 @@ _BOUNDS = {
     "at_handoffs": (4, 16),
     "at_notifies": (4, 16),
     "walk": (16, 256, 4096),  # the seed
+    "windows": (8, 16),  # which threads, a bit each (the number from 1)
 }
 _PERIODS = (3, 6, 2, 4, 8, 12, 16, 32)  # a walk's odds of a preemption: 1 in ...
 
