@@ -1,0 +1,394 @@
+"""What each step of a run touches, for :func:`~pytest_concurrency.explore_all`'s reduction.
+
+Two steps of different threads *commute* when neither writes what the other
+reads or writes: running them in either order gives the same state.  The
+partial-order reduction runs only one order of commuting steps, so this
+model must never call two steps independent when they are not.  Where it
+cannot tell, it says :data:`ANYTHING`, which conflicts with every step that
+touches shared state at all.
+
+An *event* is what one thread does from one scheduling decision to the next:
+the bytecode it was about to run at a step, and all untraced code (C code,
+the library, the controlled primitives) up to its next step, its blocking or
+its end; or, for a thread that was blocked, everything from its wake-up to
+its next step.  What an event touches:
+
+- a bytecode that only moves locals, constants and the value stack: nothing;
+- attributes by name (``LOAD_ATTR``/``STORE_ATTR``, any object: an
+  over-approximation), globals and closure cells by name;
+- subscripts, operators, truth tests, iteration, returns: the *heap* (the
+  contents of any object), read or written;
+- a synchronisation point (acquire, release, ``Condition.wait``): the lock it
+  is on (a Condition's lock), as a write; the event that ends where a
+  synchronisation point starts touches that lock too (a release happens
+  before its point);
+- a call: if the thread's next step is a synchronisation point, that lock;
+  if it is the first bytecode of a function, the heap; otherwise, and for
+  ``Thread.start``/``join``, ``time.sleep``, a thread's first event when its
+  callable is not a Python function, and wake-ups from anything but a lock
+  or a Condition: :data:`ANYTHING`.
+
+>>> import dis
+>>> def incr(self):
+...     self.n += 1
+>>> sorted({str(a) for a in instruction_accesses(incr.__code__).values() if a})
+['reads attr n', 'return', 'writes attr n']
+"""
+
+from __future__ import annotations
+
+import dis
+from collections.abc import Sequence
+from types import CodeType
+from typing import Any, NamedTuple
+
+__all__ = ["ANYTHING", "NOTHING", "Access", "Event", "Point", "events", "instruction_accesses"]
+
+Key = tuple[str, Any]
+_HEAP: Key = ("heap", None)
+
+
+class Access(NamedTuple):
+    """What an event reads and writes; ``anything``: it may touch any shared state."""
+
+    reads: frozenset[Key] = frozenset()
+    writes: frozenset[Key] = frozenset()
+    anything: bool = False
+
+    def __bool__(self) -> bool:
+        return self.anything or bool(self.reads) or bool(self.writes)
+
+    def __str__(self) -> str:
+        if self.anything:
+            return "anything"
+        parts = [f"reads {k[0]} {k[1]}".rstrip() for k in sorted(self.reads, key=repr)]
+        parts += [f"writes {k[0]} {k[1]}".rstrip() for k in sorted(self.writes, key=repr)]
+        return ", ".join(parts).replace(" None", "")
+
+    def union(self, other: Access) -> Access:
+        if self.anything or other.anything:
+            return ANYTHING
+        return Access(self.reads | other.reads, self.writes | other.writes)
+
+    def conflicts(self, other: Access) -> bool:
+        """True unless the two certainly commute."""
+        if not self or not other:
+            return False
+        if self.anything or other.anything:
+            return True
+        return bool(
+            self.writes & other.writes or self.writes & other.reads or other.writes & self.reads
+        )
+
+
+NOTHING = Access()
+ANYTHING = Access(anything=True)
+HEAP_READ = Access(reads=frozenset({_HEAP}))
+HEAP_WRITE = Access(writes=frozenset({_HEAP}))
+
+_LOCAL = frozenset({
+    "LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_AND_CLEAR", "LOAD_FAST_LOAD_FAST",
+    "LOAD_FAST_BORROW", "LOAD_FAST_BORROW_LOAD_FAST_BORROW", "STORE_FAST",
+    "STORE_FAST_LOAD_FAST", "STORE_FAST_STORE_FAST", "DELETE_FAST", "LOAD_CONST",
+    "LOAD_SMALL_INT", "RETURN_CONST", "POP_TOP", "RESUME", "NOP", "COPY", "SWAP",
+    "PUSH_NULL", "PRECALL", "KW_NAMES", "CACHE", "EXTENDED_ARG", "JUMP_FORWARD",
+    "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "JUMP_ABSOLUTE", "JUMP", "JUMP_NO_INTERRUPT",
+    "ROT_TWO", "ROT_THREE", "ROT_FOUR", "ROT_N", "DUP_TOP", "DUP_TOP_TWO", "LOAD_CLOSURE",
+    "MAKE_CELL", "COPY_FREE_VARS", "NOT_TAKEN", "POP_ITER", "MAKE_FUNCTION",
+    "SET_FUNCTION_ATTRIBUTE", "LOAD_ASSERTION_ERROR", "IS_OP", "POP_JUMP_IF_NONE",
+    "POP_JUMP_IF_NOT_NONE", "POP_JUMP_FORWARD_IF_NONE", "POP_JUMP_FORWARD_IF_NOT_NONE",
+    "POP_JUMP_BACKWARD_IF_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE", "BUILD_TUPLE", "BUILD_SLICE",
+    "GEN_START", "RETURN_GENERATOR", "POP_BLOCK", "SETUP_FINALLY", "SETUP_ASYNC_WITH",
+    "PUSH_EXC_INFO", "POP_EXCEPT", "CHECK_EXC_MATCH", "RERAISE", "RAISE_VARARGS",
+    "JUMP_IF_NOT_EXC_MATCH", "LOAD_BUILD_CLASS", "INTERPRETER_EXIT", "END_FOR",
+})  # fmt: skip
+# Instructions that call arbitrary code: what they touch is decided by what follows.
+_CALLS = frozenset({
+    "CALL", "CALL_FUNCTION", "CALL_FUNCTION_KW", "CALL_FUNCTION_EX", "CALL_METHOD", "CALL_KW",
+    "BEFORE_WITH", "SETUP_WITH", "WITH_EXCEPT_START", "LOAD_SPECIAL", "CALL_INTRINSIC_1",
+    "CALL_INTRINSIC_2",
+})  # fmt: skip
+_RETURNS = frozenset({"RETURN_VALUE", "RETURN_CONST"})
+_HEAP_WRITES = frozenset({
+    "STORE_SUBSCR", "DELETE_SUBSCR", "STORE_SLICE", "FOR_ITER", "YIELD_VALUE",
+    "INPLACE_ADD", "INPLACE_SUBTRACT", "INPLACE_MULTIPLY", "INPLACE_OR", "INPLACE_AND",
+    "INPLACE_XOR", "INPLACE_TRUE_DIVIDE", "INPLACE_FLOOR_DIVIDE", "INPLACE_MODULO",
+    "INPLACE_POWER", "INPLACE_LSHIFT", "INPLACE_RSHIFT", "INPLACE_MATRIX_MULTIPLY",
+    "LIST_APPEND", "SET_ADD", "MAP_ADD", "LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE",
+    "DICT_MERGE", "SEND", "END_SEND", "GET_ITER", "GET_YIELD_FROM_ITER",
+})  # fmt: skip
+_HEAP_READS = frozenset({
+    "BINARY_SUBSCR", "BINARY_SLICE", "COMPARE_OP", "CONTAINS_OP", "TO_BOOL", "UNARY_NOT",
+    "UNARY_NEGATIVE", "UNARY_INVERT", "UNARY_POSITIVE", "POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE",
+    "POP_JUMP_FORWARD_IF_TRUE", "POP_JUMP_FORWARD_IF_FALSE", "POP_JUMP_BACKWARD_IF_TRUE",
+    "POP_JUMP_BACKWARD_IF_FALSE", "JUMP_IF_TRUE_OR_POP", "JUMP_IF_FALSE_OR_POP",
+    "UNPACK_SEQUENCE", "UNPACK_EX", "FORMAT_VALUE", "FORMAT_SIMPLE", "FORMAT_WITH_SPEC",
+    "CONVERT_VALUE", "BUILD_STRING", "BUILD_LIST", "BUILD_SET", "BUILD_MAP",
+    "BUILD_CONST_KEY_MAP", "LIST_TO_TUPLE", "BINARY_ADD", "BINARY_SUBTRACT", "BINARY_MULTIPLY",
+    "BINARY_TRUE_DIVIDE", "BINARY_FLOOR_DIVIDE", "BINARY_MODULO", "BINARY_POWER",
+    "BINARY_LSHIFT", "BINARY_RSHIFT", "BINARY_AND", "BINARY_OR", "BINARY_XOR",
+    "BINARY_MATRIX_MULTIPLY", "MATCH_CLASS", "MATCH_MAPPING", "MATCH_SEQUENCE", "MATCH_KEYS",
+    "GET_LEN", "DICT_MERGE_READ",
+})  # fmt: skip
+
+CALL = "call"  # decided by what the thread does next: see events()
+RETURN = "return"
+Kind = Access | str
+_IMMUTABLE = (int, float, complex, str, bytes, bool, type(None))
+
+_cache: dict[CodeType, dict[int, Kind]] = {}
+_return_sites: dict[CodeType, frozenset[int]] = {}
+
+
+def _one(kind: str, name: Any, write: bool) -> Access:
+    key = frozenset({(kind, name)})
+    return Access(writes=key) if write else Access(reads=key)
+
+
+def _classify(instruction: dis.Instruction, before: dis.Instruction | None) -> Kind:
+    """What one bytecode touches (CALL, RETURN: decided by what the thread does next)."""
+    name = instruction.opname
+    if name in _LOCAL:
+        return NOTHING
+    if name in _CALLS:
+        return CALL
+    if name in _RETURNS:
+        return RETURN
+    if name in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_SUPER_ATTR", "LOAD_ZERO_SUPER_ATTR"):
+        # Attributes by name, on any object; a property in Python is traced.
+        return _one("attr", instruction.argval, False)
+    if name in ("STORE_ATTR", "DELETE_ATTR"):
+        return _one("attr", instruction.argval, True)
+    in_place = name.startswith("INPLACE_") or (name == "BINARY_OP" and "=" in instruction.argrepr)
+    if (
+        in_place
+        and before is not None
+        and before.opname in ("LOAD_CONST", "LOAD_SMALL_INT")
+        and isinstance(before.argval, _IMMUTABLE)
+    ):
+        # ``x += 1``: no container takes a number in place (a NumPy array would).
+        return NOTHING
+    if name in ("LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"):
+        return _one("global", instruction.argval, False)
+    if name in ("STORE_GLOBAL", "DELETE_GLOBAL", "STORE_NAME", "DELETE_NAME"):
+        return _one("global", instruction.argval, True)
+    if name in ("LOAD_DEREF", "LOAD_CLASSDEREF", "LOAD_FROM_DICT_OR_DEREF"):
+        return _one("cell", instruction.argval, False)
+    if name in ("STORE_DEREF", "DELETE_DEREF"):
+        return _one("cell", instruction.argval, True)
+    if name == "BINARY_OP":
+        return HEAP_WRITE if "=" in instruction.argrepr else HEAP_READ  # += can mutate a list
+    if name in _HEAP_WRITES:
+        return HEAP_WRITE
+    if name in _HEAP_READS:
+        return HEAP_READ
+    return ANYTHING
+
+
+def instruction_accesses(code: CodeType) -> dict[int, Kind]:
+    """offset -> what the bytecode there touches (CALL, RETURN: see events())."""
+    found = _cache.get(code)
+    if found is None:
+        instructions = [i for i in dis.get_instructions(code) if i.opname != "CACHE"]
+        found = _cache[code] = {
+            i.offset: _classify(i, instructions[n - 1] if n else None) for n, i in enumerate(instructions)
+        }
+        _return_sites[code] = frozenset(
+            i.offset for n, i in enumerate(instructions) if n and instructions[n - 1].opname in _CALLS
+        )
+    return found
+
+
+def _is_return_site(code: CodeType, offset: int) -> bool:
+    """True if the bytecode at ``offset`` comes right after a call: where a Python callee returns."""
+    instruction_accesses(code)
+    return offset in _return_sites[code]
+
+
+_prologues: dict[CodeType, int] = {}
+
+
+def _prologue_end(code: CodeType) -> int:
+    """The offset of the first bytecode of a call of ``code`` that the tracer sees, at most."""
+    end = _prologues.get(code)
+    if end is None:
+        resumes = [i.offset for i in dis.get_instructions(code) if i.opname == "RESUME"]
+        end = _prologues[code] = resumes[0] if resumes else 0
+    return end
+
+
+def sync_key(obj: Any) -> Access:
+    """A synchronisation point on ``obj``: its lock, written; anything for other operations."""
+    lock = getattr(obj, "_lock", None) if hasattr(obj, "_c_waiters") and not hasattr(obj, "_c_owner") else obj
+    if lock is not None and hasattr(lock, "_c_owner"):
+        return _one("lock", id(lock), True)
+    return ANYTHING
+
+
+class Point(NamedTuple):
+    """A scheduling decision: who could go on, who goes on by default, and how to ask for another.
+
+    ``kind`` is ``"step"`` (a preemption at global step ``at``: ``others`` are
+    the other runnable threads, in the order ``at_steps`` counts them),
+    ``"handoff"`` (the ``at``-th hand-off: ``others`` the candidates, longest
+    waiting first, as ``at_handoffs`` counts them) or ``"slice"`` (a time
+    slice at step ``at``: ``default`` is where the engine goes, the others
+    are reached with ``at_steps``).
+    """
+
+    kind: str
+    at: int
+    default: int
+    others: tuple[int, ...]
+
+    @property
+    def enabled(self) -> frozenset[int]:
+        if self.kind in ("handoff", "slice"):
+            return frozenset(self.others)
+        return frozenset((self.default, *self.others))
+
+    def decision(self, thread: int) -> tuple[str, tuple[int, int]] | None:
+        """The Schedule entry that makes ``thread`` go on here (None: the default)."""
+        if thread == self.default:
+            return None
+        if self.kind == "handoff":
+            return "at_handoffs", (self.at, self.others.index(thread))
+        return "at_steps", (self.at, self.others.index(thread))
+
+
+class Event(NamedTuple):
+    thread: int
+    access: Access
+    point: Point | None  # None: nobody else could go on
+
+
+class _Open:
+    __slots__ = ("thread", "access", "point", "code")
+
+    def __init__(self, thread: int, access: Kind, point: Point | None, code: CodeType | None) -> None:
+        self.thread = thread
+        self.access = access  # CALL, RETURN: until the thread's next step says what it did
+        self.point = point
+        self.code = code
+
+
+def _settle(event: _Open, ended_at: Access | None, to: tuple[CodeType, int] | None, ended: bool) -> Access:
+    """What an event touched, now that what its thread did next is known.
+
+    ``ended_at``: the lock of the synchronisation point it ended at; ``to``:
+    the bytecode it ended at; ``ended``: its thread ended there.
+    """
+    kind = event.access
+    if kind == CALL:
+        if ended_at is not None:
+            return ended_at  # straight into a controlled primitive
+        if to is not None and to[0] is not event.code and to[1] <= _prologue_end(to[0]):
+            return HEAP_WRITE  # into a Python function, through C code that may touch containers
+        return ANYTHING
+    if kind == RETURN:
+        if ended or (to is not None and to[0] is not event.code and _is_return_site(*to)):
+            return NOTHING  # to the Python caller, or out of the thread
+        return HEAP_WRITE if ended_at is None else HEAP_WRITE.union(ended_at)
+    assert isinstance(kind, Access)
+    return kind if ended_at is None else kind.union(ended_at)
+
+
+def events(log: Sequence[tuple[Any, ...]], trace: Sequence[tuple[Any, ...]], functions: Sequence[Any]) -> list[Event]:
+    """The events of a run, in the order they happened, from the scheduler's ``log``.
+
+    ``functions``: each thread's callable (None for a thread it started).
+    """
+    done: list[Event] = []
+    running: dict[int, _Open] = {}  # thread -> the event it is in
+    pending: dict[int, _Open] = {}  # thread -> the step it was preempted before
+    woken_from: dict[int, Any] = {}
+    sync_before: dict[int, Any] = {}
+    tentative: _Open | None = None
+    point: Point | None = None
+
+    def close(
+        thread: int, ended_at: Access | None, to: tuple[CodeType, int] | None = None, ended: bool = False
+    ) -> None:
+        event = running.pop(thread, None)
+        if event is not None:
+            done.append(Event(thread, _settle(event, ended_at, to, ended), event.point))
+
+    def commit() -> None:
+        nonlocal tentative
+        if tentative is not None:
+            running[tentative.thread] = tentative
+            tentative = None
+
+    def flush_sync(thread: int) -> None:
+        obj = sync_before.pop(thread, None)
+        if obj is not None and thread in running:
+            opened = running[thread]
+            extra = sync_key(obj)
+            kind = opened.access
+            opened.access = extra.union(kind) if isinstance(kind, Access) else ANYTHING
+
+    for entry in log:
+        kind = entry[0]
+        if kind == "abort":
+            break
+        if kind == "run":
+            target, reason = entry[1], entry[2]
+            if tentative is not None and reason in ("preempted", "time slice"):
+                pending[tentative.thread] = tentative
+                step_point = tentative.point
+                assert step_point is not None
+                tentative = None
+                if reason == "time slice":
+                    point = Point("slice", step_point.at, target, step_point.others)
+                else:
+                    point = step_point
+            commit()
+            started = pending.pop(target, None)
+            if started is not None:
+                started.point = point
+                running[target] = started
+            elif target in woken_from:
+                running[target] = _Open(target, sync_key(woken_from.pop(target)), point, None)
+            else:
+                function = functions[target] if target < len(functions) else None
+                first = NOTHING if getattr(function, "__code__", None) is not None else ANYTHING
+                running[target] = _Open(target, first, point, None)
+            point = None
+            continue
+        commit()
+        if kind == "first":
+            point = Point("step", 0, 0, entry[1])
+        elif kind == "handoff":
+            point = Point("handoff", entry[1], entry[2][0], entry[2])
+        elif kind == "sync":
+            thread = entry[1]
+            if thread in sync_before:
+                flush_sync(thread)
+            sync_before[thread] = entry[2]
+        elif kind == "step":
+            _, thread, step, others, index = entry
+            _, code, offset, _ = trace[index]
+            obj = sync_before.pop(thread, None)
+            access: Kind
+            if code is None:
+                access = sync_key(obj)
+                close(thread, access)
+            else:
+                close(thread, None, (code, offset))
+                access = instruction_accesses(code).get(offset, ANYTHING)
+            if others:
+                step_point: Point | None = Point("step", step, thread, others)
+            else:
+                step_point = None
+            tentative = _Open(thread, access, step_point, code)
+        elif kind in ("block", "end"):
+            thread = entry[1]
+            flush_sync(thread)
+            close(thread, None, ended=kind == "end")
+            if kind == "block":
+                woken_from[thread] = entry[2]
+    commit()
+    for thread in list(running):
+        flush_sync(thread)
+        close(thread, None)
+    return done
