@@ -38,9 +38,10 @@ its next step.  What an event touches:
 from __future__ import annotations
 
 import dis
+import sys
 from collections.abc import Sequence
 from types import CodeType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Union
 
 __all__ = ["ANYTHING", "NOTHING", "Access", "Event", "Point", "events", "instruction_accesses"]
 
@@ -48,21 +49,51 @@ Key = tuple[str, Any]
 _HEAP: Key = ("heap", None)
 
 
-class Access(NamedTuple):
-    """What an event reads and writes; ``anything``: it may touch any shared state."""
+_HEAPISH = frozenset({"attr", "global", "heap"})  # what lives in objects a C call can change
 
-    reads: frozenset[Key] = frozenset()
-    writes: frozenset[Key] = frozenset()
-    anything: bool = False
+
+class Access:
+    """What an event reads and writes; ``anything``: it may touch any shared state.
+
+    Keys are ``(kind, name)``: attributes, globals and cells by name, locks by
+    identity, and ``("heap", None)``, the contents of any object.  A write of
+    the heap conflicts with every attribute and global too (they live in
+    objects' dictionaries), and a read of it with their writes.
+    """
+
+    __slots__ = ("reads", "writes", "anything", "_heap_w", "_heap_r", "_heapish", "_heapish_w")
+
+    def __init__(
+        self, reads: frozenset[Key] = frozenset(), writes: frozenset[Key] = frozenset(), anything: bool = False
+    ) -> None:
+        self.reads = reads
+        self.writes = writes
+        self.anything = anything
+        self._heap_w = _HEAP in writes
+        self._heap_r = _HEAP in reads
+        self._heapish_w = any(k[0] in _HEAPISH for k in writes)
+        self._heapish = self._heapish_w or any(k[0] in _HEAPISH for k in reads)
 
     def __bool__(self) -> bool:
         return self.anything or bool(self.reads) or bool(self.writes)
 
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Access)
+            and (self.reads, self.writes, self.anything) == (other.reads, other.writes, other.anything)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.reads, self.writes, self.anything))
+
+    def __repr__(self) -> str:
+        return f"Access({self})"
+
     def __str__(self) -> str:
         if self.anything:
             return "anything"
-        parts = [f"reads {k[0]} {k[1]}".rstrip() for k in sorted(self.reads, key=repr)]
-        parts += [f"writes {k[0]} {k[1]}".rstrip() for k in sorted(self.writes, key=repr)]
+        parts = [f"reads {k[0]} {k[1]}" for k in sorted(self.reads, key=repr)]
+        parts += [f"writes {k[0]} {k[1]}" for k in sorted(self.writes, key=repr)]
         return ", ".join(parts).replace(" None", "")
 
     def union(self, other: Access) -> Access:
@@ -76,8 +107,13 @@ class Access(NamedTuple):
             return False
         if self.anything or other.anything:
             return True
-        return bool(
-            self.writes & other.writes or self.writes & other.reads or other.writes & self.reads
+        if self.writes & other.writes or self.writes & other.reads or other.writes & self.reads:
+            return True
+        return (
+            (self._heap_w and other._heapish)
+            or (other._heap_w and self._heapish)
+            or (self._heap_r and other._heapish_w)
+            or (other._heap_r and self._heapish_w)
         )
 
 
@@ -110,12 +146,12 @@ _CALLS = frozenset({
 })  # fmt: skip
 _RETURNS = frozenset({"RETURN_VALUE", "RETURN_CONST"})
 _HEAP_WRITES = frozenset({
-    "STORE_SUBSCR", "DELETE_SUBSCR", "STORE_SLICE", "FOR_ITER", "YIELD_VALUE",
+    "STORE_SUBSCR", "DELETE_SUBSCR", "STORE_SLICE", "YIELD_VALUE",
     "INPLACE_ADD", "INPLACE_SUBTRACT", "INPLACE_MULTIPLY", "INPLACE_OR", "INPLACE_AND",
     "INPLACE_XOR", "INPLACE_TRUE_DIVIDE", "INPLACE_FLOOR_DIVIDE", "INPLACE_MODULO",
     "INPLACE_POWER", "INPLACE_LSHIFT", "INPLACE_RSHIFT", "INPLACE_MATRIX_MULTIPLY",
     "LIST_APPEND", "SET_ADD", "MAP_ADD", "LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE",
-    "DICT_MERGE", "SEND", "END_SEND", "GET_ITER", "GET_YIELD_FROM_ITER",
+    "DICT_MERGE", "SEND", "END_SEND", "GET_YIELD_FROM_ITER",
 })  # fmt: skip
 _HEAP_READS = frozenset({
     "BINARY_SUBSCR", "BINARY_SLICE", "COMPARE_OP", "CONTAINS_OP", "TO_BOOL", "UNARY_NOT",
@@ -128,21 +164,100 @@ _HEAP_READS = frozenset({
     "BINARY_TRUE_DIVIDE", "BINARY_FLOOR_DIVIDE", "BINARY_MODULO", "BINARY_POWER",
     "BINARY_LSHIFT", "BINARY_RSHIFT", "BINARY_AND", "BINARY_OR", "BINARY_XOR",
     "BINARY_MATRIX_MULTIPLY", "MATCH_CLASS", "MATCH_MAPPING", "MATCH_SEQUENCE", "MATCH_KEYS",
-    "GET_LEN", "DICT_MERGE_READ",
+    "GET_LEN", "GET_ITER", "FOR_ITER",
 })  # fmt: skip
 
 CALL = "call"  # decided by what the thread does next: see events()
 RETURN = "return"
-Kind = Access | str
+Kind = Union[Access, str]
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None))
 
 _cache: dict[CodeType, dict[int, Kind]] = {}
+_PLAIN_CALLS: dict[tuple[str, str], Access] = {}
 _return_sites: dict[CodeType, frozenset[int]] = {}
 
 
 def _one(kind: str, name: Any, write: bool) -> Access:
     key = frozenset({(kind, name)})
     return Access(writes=key) if write else Access(reads=key)
+
+
+# Builtins that only read their arguments (and call Python code, which is traced).
+_READING_BUILTINS = frozenset({
+    "len", "range", "min", "max", "abs", "sum", "sorted", "list", "tuple", "set", "frozenset",
+    "dict", "str", "repr", "int", "float", "bool", "isinstance", "issubclass", "enumerate",
+    "zip", "reversed", "any", "all", "divmod", "round", "hash", "id", "type", "callable",
+})  # fmt: skip
+# Methods of the builtin containers, by what they do to their receiver.  A
+# class of the test's with a method of one of these names is Python, traced:
+# a call of it goes into its code and is not taken for a container's.
+_CONTAINER_READS = frozenset({
+    "get", "keys", "values", "items", "copy", "count", "index", "__contains__", "__len__",
+    "__getitem__", "startswith", "endswith", "join", "split", "strip", "format", "lower", "upper",
+})  # fmt: skip
+_CONTAINER_WRITES = frozenset({
+    "append", "extend", "pop", "popleft", "appendleft", "extendleft", "insert", "remove",
+    "clear", "update", "setdefault", "add", "discard", "sort", "reverse", "rotate", "popitem",
+    "__setitem__", "__delitem__",
+})  # fmt: skip
+_NOT_COUNTED = frozenset({"PRECALL", "KW_NAMES", "CACHE", "EXTENDED_ARG", "NOT_TAKEN"})
+
+
+def _callee(instructions: list[dis.Instruction], index: int) -> tuple[str, str] | None:
+    """How the callable of the call at ``index`` was loaded: ("global"/"method", name), if plain."""
+    call = instructions[index]
+    if call.opname not in ("CALL", "CALL_FUNCTION", "CALL_METHOD", "PRECALL") or call.arg is None:
+        return None
+    needed = call.arg
+    position = index - 1
+    while position >= 0:
+        instruction = instructions[position]
+        if instruction.is_jump_target or "JUMP" in instruction.opname or "FOR_ITER" in instruction.opname:
+            return None
+        if instruction.opname in _NOT_COUNTED:
+            position -= 1
+            continue
+        if needed == 0:
+            if instruction.opname == "LOAD_GLOBAL":
+                return "global", str(instruction.argval)
+            if instruction.opname == "LOAD_METHOD" or (
+                instruction.opname == "LOAD_ATTR" and sys.version_info >= (3, 12) and (instruction.arg or 0) & 1
+            ):
+                return "method", str(instruction.argval)
+            return None
+        try:
+            effect = dis.stack_effect(
+                instruction.opcode, instruction.arg if instruction.opcode >= dis.HAVE_ARGUMENT else None
+            )
+        except ValueError:
+            return None
+        if instruction.opname == "PUSH_NULL":
+            effect = 0
+        needed -= effect
+        if needed < 0:
+            return None
+        position -= 1
+    return None
+
+
+_PLAIN_CALLS.update({("global", name): HEAP_READ for name in _READING_BUILTINS})
+_PLAIN_CALLS.update({("method", name): HEAP_READ for name in _CONTAINER_READS})
+_PLAIN_CALLS.update({("method", name): HEAP_WRITE for name in _CONTAINER_WRITES})
+
+
+def _iterates_fresh(instructions: list[dis.Instruction], index: int) -> bool:
+    """True if the GET_ITER at ``index`` iterates a ``range(...)`` made just before, or a constant."""
+    before = index - 1
+    while before >= 0 and instructions[before].opname in _NOT_COUNTED:
+        before -= 1
+    if before < 0:
+        return False
+    made = instructions[before]
+    if made.opname == "LOAD_CONST":
+        return isinstance(made.argval, (tuple, frozenset, str, bytes))
+    return made.opname in ("CALL", "CALL_FUNCTION", "PRECALL") and _callee(instructions, before) == (
+        "global", "range",
+    )
 
 
 def _classify(instruction: dis.Instruction, before: dis.Instruction | None) -> Kind:
@@ -193,6 +308,17 @@ def instruction_accesses(code: CodeType) -> dict[int, Kind]:
         found = _cache[code] = {
             i.offset: _classify(i, instructions[n - 1] if n else None) for n, i in enumerate(instructions)
         }
+        for n, instruction in enumerate(instructions):
+            if found[instruction.offset] == CALL:
+                callee = _callee(instructions, n)
+                if callee in _PLAIN_CALLS:
+                    found[instruction.offset] = _PLAIN_CALLS[callee]
+            elif instruction.opname == "GET_ITER" and _iterates_fresh(instructions, n):
+                # ``for i in range(n)``: the loop reads and advances only its own iterator.
+                found[instruction.offset] = NOTHING
+                loop = instructions[n + 1] if n + 1 < len(instructions) else None
+                if loop is not None and loop.opname == "FOR_ITER":
+                    found[loop.offset] = NOTHING
         _return_sites[code] = frozenset(
             i.offset for n, i in enumerate(instructions) if n and instructions[n - 1].opname in _CALLS
         )
