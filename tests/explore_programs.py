@@ -87,14 +87,12 @@ def abba(schedule: Schedule) -> Any:
     a, b = threading.Lock(), threading.Lock()
 
     def one() -> None:
-        with a:
-            with b:
-                pass
+        with a, b:
+            pass
 
     def two() -> None:
-        with b:
-            with a:
-                pass
+        with b, a:
+            pass
 
     schedule.run(one, two)
     return "ok"
@@ -106,9 +104,8 @@ def dining(schedule: Schedule) -> Any:
 
     def philosopher(number: int) -> Callable[[], None]:
         def dine() -> None:
-            with forks[number]:
-                with forks[(number + 1) % 3]:
-                    eaten.append(number)
+            with forks[number], forks[(number + 1) % 3]:
+                eaten.append(number)
 
         return dine
 
@@ -124,9 +121,8 @@ def dining_ordered(schedule: Schedule) -> Any:
         first, second = sorted((number, (number + 1) % 3))
 
         def dine() -> None:
-            with forks[first]:
-                with forks[second]:
-                    eaten.append(number)
+            with forks[first], forks[second]:
+                eaten.append(number)
 
         return dine
 

@@ -41,7 +41,7 @@ import dis
 import sys
 from collections.abc import Sequence
 from types import CodeType
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 __all__ = ["ANYTHING", "NOTHING", "Access", "Event", "Point", "events", "instruction_accesses"]
 
@@ -169,7 +169,7 @@ _HEAP_READS = frozenset({
 
 CALL = "call"  # decided by what the thread does next: see events()
 RETURN = "return"
-Kind = Union[Access, str]
+Kind = Access | str
 _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None))
 
 _cache: dict[CodeType, dict[int, Kind]] = {}
@@ -461,13 +461,13 @@ def events(log: Sequence[tuple[Any, ...]], trace: Sequence[tuple[Any, ...]], fun
             target, reason = entry[1], entry[2]
             if tentative is not None and reason in ("preempted", "time slice"):
                 pending[tentative.thread] = tentative
-                step_point = tentative.point
-                assert step_point is not None
+                preempted_at = tentative.point
+                assert preempted_at is not None  # a preemption needs another thread to go to
                 tentative = None
                 if reason == "time slice":
-                    point = Point("slice", step_point.at, target, step_point.others)
+                    point = Point("slice", preempted_at.at, target, preempted_at.others)
                 else:
-                    point = step_point
+                    point = preempted_at
             commit()
             started = pending.pop(target, None)
             if started is not None:
