@@ -174,7 +174,7 @@ _IMMUTABLE = (int, float, complex, str, bytes, bool, type(None))
 
 _cache: dict[CodeType, dict[int, Kind]] = {}
 _PLAIN_CALLS: dict[tuple[str, str], Access] = {}
-_return_sites: dict[CodeType, frozenset[int]] = {}
+_return_sites: dict[CodeType, dict[int, int]] = {}  # a call's offset -> the next bytecode's
 
 
 def _one(kind: str, name: Any, write: bool) -> Access:
@@ -319,16 +319,18 @@ def instruction_accesses(code: CodeType) -> dict[int, Kind]:
                 loop = instructions[n + 1] if n + 1 < len(instructions) else None
                 if loop is not None and loop.opname == "FOR_ITER":
                     found[loop.offset] = NOTHING
-        _return_sites[code] = frozenset(
-            i.offset for n, i in enumerate(instructions) if n and instructions[n - 1].opname in _CALLS
-        )
+        _return_sites[code] = {
+            instructions[n - 1].offset: i.offset
+            for n, i in enumerate(instructions)
+            if n and instructions[n - 1].opname in _CALLS
+        }
     return found
 
 
-def _is_return_site(code: CodeType, offset: int) -> bool:
-    """True if the bytecode at ``offset`` comes right after a call: where a Python callee returns."""
+def _returns_to(code: CodeType, call: int, offset: int) -> bool:
+    """True if ``offset`` in ``code`` is where the call at offset ``call`` returns."""
     instruction_accesses(code)
-    return offset in _return_sites[code]
+    return _return_sites[code].get(call) == offset
 
 
 _prologues: dict[CodeType, int] = {}
@@ -338,8 +340,11 @@ def _prologue_end(code: CodeType) -> int:
     """The offset of the first bytecode of a call of ``code`` that the tracer sees, at most."""
     end = _prologues.get(code)
     if end is None:
-        resumes = [i.offset for i in dis.get_instructions(code) if i.opname == "RESUME"]
-        end = _prologues[code] = resumes[0] if resumes else 0
+        # The tracer may not see RESUME (3.11+), so the bytecode after it counts as a start too.
+        offsets = [i.offset for i in dis.get_instructions(code) if i.opname != "CACHE"]
+        names = [i.opname for i in dis.get_instructions(code) if i.opname != "CACHE"]
+        first = names.index("RESUME") if "RESUME" in names else -1
+        end = _prologues[code] = offsets[first + 1] if 0 <= first < len(offsets) - 1 else 0
     return end
 
 
@@ -389,31 +394,47 @@ class Event(NamedTuple):
 
 
 class _Open:
-    __slots__ = ("thread", "access", "point", "code")
+    __slots__ = ("thread", "access", "point", "code", "offset")
 
-    def __init__(self, thread: int, access: Kind, point: Point | None, code: CodeType | None) -> None:
+    def __init__(
+        self, thread: int, access: Kind, point: Point | None, code: CodeType | None, offset: int = -1
+    ) -> None:
         self.thread = thread
         self.access = access  # CALL, RETURN: until the thread's next step says what it did
         self.point = point
         self.code = code
+        self.offset = offset
 
 
-def _settle(event: _Open, ended_at: Access | None, to: tuple[CodeType, int] | None, ended: bool) -> Access:
+Frames = list[tuple[CodeType, int] | None]  # per thread: the calls its Python frames were entered by
+
+
+def _settle(
+    event: _Open, ended_at: Access | None, to: tuple[CodeType, int] | None, ended: bool, frames: Frames
+) -> Access:
     """What an event touched, now that what its thread did next is known.
 
     ``ended_at``: the lock of the synchronisation point it ended at; ``to``:
-    the bytecode it ended at; ``ended``: its thread ended there.
+    the bytecode it ended at; ``ended``: its thread ended there.  ``frames``
+    follows the thread's calls: a return touches nothing only when it goes
+    straight back to the call that entered its function (no C code between).
     """
     kind = event.access
+    entered = to is not None and to[0] is not event.code and to[1] <= _prologue_end(to[0])
+    if entered:
+        frames.append((event.code, event.offset) if kind == CALL and event.code is not None else None)
     if kind == CALL:
         if ended_at is not None:
             return ended_at  # straight into a controlled primitive
-        if to is not None and to[0] is not event.code and to[1] <= _prologue_end(to[0]):
+        if entered:
             return HEAP_WRITE  # into a Python function, through C code that may touch containers
         return ANYTHING
     if kind == RETURN:
-        if ended or (to is not None and to[0] is not event.code and _is_return_site(*to)):
-            return NOTHING  # to the Python caller, or out of the thread
+        caller = frames.pop() if frames else None
+        if ended or (
+            to is not None and caller is not None and to[0] is caller[0] and _returns_to(caller[0], caller[1], to[1])
+        ):
+            return NOTHING  # straight back to the Python caller, or out of the thread
         return HEAP_WRITE if ended_at is None else HEAP_WRITE.union(ended_at)
     assert isinstance(kind, Access)
     return kind if ended_at is None else kind.union(ended_at)
@@ -428,6 +449,7 @@ def events(log: Sequence[tuple[Any, ...]], trace: Sequence[tuple[Any, ...]], fun
     running: dict[int, _Open] = {}  # thread -> the event it is in
     pending: dict[int, _Open] = {}  # thread -> the step it was preempted before
     woken_from: dict[int, Any] = {}
+    frames: dict[int, Frames] = {}
     sync_before: dict[int, Any] = {}
     tentative: _Open | None = None
     point: Point | None = None
@@ -437,7 +459,8 @@ def events(log: Sequence[tuple[Any, ...]], trace: Sequence[tuple[Any, ...]], fun
     ) -> None:
         event = running.pop(thread, None)
         if event is not None:
-            done.append(Event(thread, _settle(event, ended_at, to, ended), event.point))
+            access = _settle(event, ended_at, to, ended, frames.setdefault(thread, []))
+            done.append(Event(thread, access, event.point))
 
     def commit() -> None:
         nonlocal tentative
@@ -506,7 +529,7 @@ def events(log: Sequence[tuple[Any, ...]], trace: Sequence[tuple[Any, ...]], fun
                 step_point: Point | None = Point("step", step, thread, others)
             else:
                 step_point = None
-            tentative = _Open(thread, access, step_point, code)
+            tentative = _Open(thread, access, step_point, code, offset if code is not None else -1)
         elif kind in ("block", "end"):
             thread = entry[1]
             flush_sync(thread)
