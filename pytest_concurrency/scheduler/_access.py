@@ -16,17 +16,23 @@ its next step.  What an event touches:
 - a bytecode that only moves locals, constants and the value stack: nothing;
 - attributes by name (``LOAD_ATTR``/``STORE_ATTR``, any object: an
   over-approximation), globals and closure cells by name;
-- subscripts, operators, truth tests, iteration, returns: the *heap* (the
-  contents of any object), read or written;
-- a synchronisation point (acquire, release, ``Condition.wait``): the lock it
-  is on (a Condition's lock), as a write; the event that ends where a
-  synchronisation point starts touches that lock too (a release happens
-  before its point);
-- a call: if the thread's next step is a synchronisation point, that lock;
-  if it is the first bytecode of a function, the heap; otherwise, and for
-  ``Thread.start``/``join``, ``time.sleep``, a thread's first event when its
-  callable is not a Python function, and wake-ups from anything but a lock
-  or a Condition: :data:`ANYTHING`.
+- subscripts, operators, truth tests, iteration: the *heap* (the contents
+  of any object), read or written (``x += 1`` with a constant number: nothing;
+  a ``for`` over ``range(...)``: nothing);
+- a synchronisation point (acquire, ``Condition.wait``): the lock it is on (a
+  Condition's lock), as a write, by identity (the order it was made in);
+  a release happens just before its point, so the event that ends at the
+  point touches the lock, and the one after it nothing;
+- a call: if the thread's next step is a synchronisation point, nothing (the
+  operation is the next event's) or the lock released; a builtin that only
+  reads (``len``, ``range``...) or a method of a builtin container
+  (``append``, ``get``...), the heap; into the first bytecode of a
+  Python function, the heap (C code in between may touch containers);
+  otherwise :data:`ANYTHING`, as for ``Thread.start``/``join``,
+  ``time.sleep``, a thread's first event when its callable is not a Python
+  function, and wake-ups from anything but a lock or a Condition;
+- a return: nothing when it goes straight back to the call that entered its
+  function, or out of the thread; otherwise the heap.
 
 >>> import dis
 >>> def incr(self):
@@ -348,11 +354,17 @@ def _prologue_end(code: CodeType) -> int:
     return end
 
 
-def sync_key(obj: Any) -> Access:
-    """A synchronisation point on ``obj``: its lock, written; anything for other operations."""
+def sync_key(obj: Any, serial_base: int = 0) -> Access:
+    """A synchronisation point on ``obj``: its lock, written; anything for other operations.
+
+    A lock is named by the order it was made in since ``serial_base``: the
+    same lock in two runs of a scenario (a search compares what a thread did
+    in one run with what others do in the next), where ``id()`` would differ.
+    """
     lock = getattr(obj, "_lock", None) if hasattr(obj, "_c_waiters") and not hasattr(obj, "_c_owner") else obj
-    if lock is not None and hasattr(lock, "_c_owner"):
-        return _one("lock", id(lock), True)
+    serial = getattr(lock, "_c_serial", None)
+    if serial is not None and hasattr(lock, "_c_owner"):
+        return _one("lock", serial - serial_base, True)
     return ANYTHING
 
 
@@ -440,10 +452,16 @@ def _settle(
     return kind if ended_at is None else kind.union(ended_at)
 
 
-def events(log: Sequence[tuple[Any, ...]], trace: Sequence[tuple[Any, ...]], functions: Sequence[Any]) -> list[Event]:
+def events(
+    log: Sequence[tuple[Any, ...]],
+    trace: Sequence[tuple[Any, ...]],
+    functions: Sequence[Any],
+    serial_base: int = 0,
+) -> list[Event]:
     """The events of a run, in the order they happened, from the scheduler's ``log``.
 
-    ``functions``: each thread's callable (None for a thread it started).
+    ``functions``: each thread's callable (None for a thread it started);
+    ``serial_base``: the serial of the controlled primitives made before the run (see sync_key).
     """
     done: list[Event] = []
     running: dict[int, _Open] = {}  # thread -> the event it is in
@@ -472,7 +490,7 @@ def events(log: Sequence[tuple[Any, ...]], trace: Sequence[tuple[Any, ...]], fun
         obj = sync_before.pop(thread, None)
         if obj is not None and thread in running:
             opened = running[thread]
-            extra = sync_key(obj)
+            extra = sync_key(obj, serial_base)
             kind = opened.access
             opened.access = extra.union(kind) if isinstance(kind, Access) else ANYTHING
 
@@ -497,7 +515,7 @@ def events(log: Sequence[tuple[Any, ...]], trace: Sequence[tuple[Any, ...]], fun
                 started.point = point
                 running[target] = started
             elif target in woken_from:
-                running[target] = _Open(target, sync_key(woken_from.pop(target)), point, None)
+                running[target] = _Open(target, sync_key(woken_from.pop(target), serial_base), point, None)
             else:
                 function = functions[target] if target < len(functions) else None
                 first = NOTHING if getattr(function, "__code__", None) is not None else ANYTHING
@@ -520,8 +538,14 @@ def events(log: Sequence[tuple[Any, ...]], trace: Sequence[tuple[Any, ...]], fun
             obj = sync_before.pop(thread, None)
             access: Kind
             if code is None:
-                access = sync_key(obj)
-                close(thread, access)
+                key = sync_key(obj, serial_base)
+                if str(offset).endswith(".release"):
+                    # Released before its point: by the event that ends here; after it, nothing.
+                    close(thread, key)
+                    access = NOTHING
+                else:
+                    close(thread, NOTHING)  # the call that led here only got to the primitive
+                    access = key
             else:
                 close(thread, None, (code, offset))
                 access = instruction_accesses(code).get(offset, ANYTHING)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from ..errors import DeadlockError, LivelockError
-from . import _patching
+from . import _patching, _primitives
 from ._access import Access, Event, Point, events
 from ._report import format_story
 from ._state import add_note
@@ -234,12 +234,13 @@ def _reduced(scenario: Callable[[Schedule], object], max_schedules: int) -> Expl
                 (steps if entry[0] == "at_steps" else handoffs).append(entry[1])
         schedule = Schedule(steps, at_handoffs=handoffs)
         count += 1
+        serial_base = next(_primitives._serial)  # locks are named by their serial from here
         _play(scenario, schedule, count, f"distinct interleaving {distinct + 1}")
         scheduler = schedule._last
         if scheduler is None:
             return Exploration(count, None, True, distinct + 1, complete=True)
         functions = [t.function if t.root else None for t in scheduler.threads]
-        run = events(scheduler.log, scheduler.trace, functions)
+        run = events(scheduler.log, scheduler.trace, functions, serial_base)
         for index in range(fixed):
             if index >= len(run) or run[index].thread != nodes[index].chosen:
                 raise RuntimeError(
