@@ -186,7 +186,7 @@ def test_many_generations_no_thread_runs_ahead():
 
 @pytest.mark.points(3)
 @given(schedules(max_steps=MAX_STEPS))
-def test_every_generation_waits_for_all_parties_in_every_interleaving(schedule):
+def test_every_generation_waits_for_all_parties_in_many_interleavings(schedule):
     parties, rounds = 3, 2
     gate = barrier.Barrier(parties)
     arrivals: list[list[str]] = [[] for _ in range(rounds)]  # list.append is atomic

@@ -144,6 +144,7 @@ class Scheduler:
         "_next_event", "_tracer", "_detail_pending", "preemptions_taken", "cpu",
         "visible", "unlocked", "_pending", "_counting", "notifies", "_walk_state", "_walk_left",
         "walked", "_windows", "_window_left", "_window_keys", "_window_slice", "_window_seen",
+        "log",
     )  # fmt: skip
 
     def __init__(
@@ -163,6 +164,9 @@ class Scheduler:
         # ("handoff", k, n) for each hand-off that had n threads to choose from.
         self.record_opportunities = record_opportunities
         self.opportunities: list[tuple[str, int, int]] = []
+        # And, for explore_all's partial-order reduction, what happened in
+        # order, while the run makes choices: see _access.events.
+        self.log: list[tuple[Any, ...]] = []
         self.handoffs = 0
         self.max_steps = max_steps
         self.fair_slice = fair_slice
@@ -263,6 +267,8 @@ class Scheduler:
             if self.threads:
                 first = self.threads[0]
                 self.current = self._first_thread(first)
+                if self.record_opportunities:
+                    self.log.append(("run", self.current.index, "first"))
                 self.cpu, cpus_before = _workers.pin_caller()  # the whole run on one CPU (see _workers)
                 try:
                     self._hand_on(self.current)
@@ -459,6 +465,7 @@ class Scheduler:
         # A preemption at step 0 chooses who starts.
         if self.record_opportunities and len(self.threads) > 1:
             self.opportunities.append(("step", 0, len(self.threads) - 1))
+            self.log.append(("first", tuple(t.index for t in self.threads[1:])))
         if self._at_steps and self._at_steps[0][0] == 0:
             choice = self._at_steps[0][1]
             self._at_steps_next = 1
@@ -550,6 +557,8 @@ class Scheduler:
         """A preemption point at a synchronisation operation (acquire, release, wait, sleep...)."""
         if self.aborting:
             raise _Abort
+        if self.record_opportunities:  # the primitive (or thread) the operation is on
+            self.log.append(("sync", record.index, sys._getframe(1).f_locals.get("self")))
         if record.quiet:
             return
         step = self.step = self.step + 1
@@ -570,9 +579,11 @@ class Scheduler:
             self._decide(record, step)
 
     def _note_opportunity(self, record: ThreadRecord, step: int) -> None:
-        others = sum(1 for t in self.threads if t.state is RUNNABLE and t is not record)
-        if others and not self.aborting:
-            self.opportunities.append(("step", step, others))
+        others = tuple(t.index for t in self.threads if t.state is RUNNABLE and t is not record)
+        if not self.aborting:
+            if others:
+                self.opportunities.append(("step", step, len(others)))
+            self.log.append(("step", record.index, step, others, len(self.trace) - 1))
 
     def _preempt(self, record: ThreadRecord, choice: int) -> bool:
         others = [t for t in self.threads if t.state is RUNNABLE and t is not record]
@@ -727,6 +738,8 @@ class Scheduler:
 
     def _switch(self, record: ThreadRecord, target: ThreadRecord, reason: str) -> None:
         record.queued = self.step
+        if self.record_opportunities:
+            self.log.append(("run", target.index, reason))
         self.switches.append(
             (self.step, record.index, target.index, reason, record.waiting_for if reason == "blocked" else None)
         )
@@ -745,6 +758,8 @@ class Scheduler:
 
     def _begin_abort(self) -> None:
         if not self.aborting:
+            if self.record_opportunities:
+                self.log.append(("abort",))
             self.aborting = True
             self.abort_step = self.step
 
@@ -759,12 +774,16 @@ class Scheduler:
         record.deadline = deadline
         record.timed_out = False
         record.blocked_at = self.step
+        if self.record_opportunities:
+            self.log.append(("block", record.index, waiting_for))
         target = self._pick_next()
         if target is not None and target is not record:
             self._switch(record, target, "blocked")
         elif self.aborting:
             raise _Abort
         else:
+            if self.record_opportunities:
+                self.log.append(("run", record.index, "blocked"))
             self._reset_slice()
         return record.timed_out
 
@@ -825,6 +844,8 @@ class Scheduler:
         if self.record_opportunities:
             self.opportunities.append(("handoff", index, len(runnable) - 1))
         runnable.sort(key=_longest_waiting)
+        if self.record_opportunities:
+            self.log.append(("handoff", index, tuple(t.index for t in runnable)))
         return runnable[self.decisions.at_handoffs.get(index, 0) % len(runnable)]
 
     def _finish(self, record: ThreadRecord) -> ThreadRecord | None:
@@ -841,10 +862,14 @@ class Scheduler:
                 self.wake(t)
         if self.stalled:
             return None
+        if self.record_opportunities:
+            self.log.append(("end", record.index))
         target = self._pick_next()
         self.current = target
         if target is not None:
             self._reset_slice()
+            if self.record_opportunities:
+                self.log.append(("run", target.index, "ended"))
         return target
 
     def _hand_on(self, target: ThreadRecord | None) -> None:
