@@ -124,11 +124,26 @@ def inversion_report(inversions: list[tuple[wg.OrderEdge, list[wg.OrderEdge]]]) 
         "The test passed this time, but with other timing these threads deadlock. "
         "Take the locks in one fixed order everywhere.",
     ]
+    shown: dict[frozenset[tuple[str, str]], int] = {}
     for closing, path in inversions:
-        for i, edge in enumerate([closing, *path]):
+        edges = [closing, *path]
+        # One block per distinct set of code sites: the same two lines taken in
+        # opposite orders over many accounts are one mistake, not one per pair.
+        sites = frozenset((wg.format_site(e.first_site), wg.format_site(e.second_site)) for e in edges)
+        if sites in shown:
+            shown[sites] += 1
+            continue
+        shown[sites] = 0
+        for i, edge in enumerate(edges):
             parts.append("")
             parts.append(f"  {'while ' if i else ''}{thread_label(edge.thread)} took {edge.first.describe()}")
             parts.append(f"      at {wg.format_site(edge.first_site)}")
             parts.append(f"    then {edge.second.describe()}")
             parts.append(f"      at {wg.format_site(edge.second_site)}")
+    more = sum(shown.values())
+    if more:
+        parts.append("")
+        parts.append(
+            f"  and {more} more pair{'s' if more > 1 else ''} of locks taken at the same lines"
+        )
     return renumber("\n".join(parts))

@@ -2,7 +2,8 @@
 
 A test given ``schedules()`` gets the controlled primitives from before its
 fixtures run until after its teardown, and settings that suit controlled runs
-(no deadline; derandomized for exercise tests and in CI).  The strategy
+(no deadline; derandomized for exercise tests and in CI; no explain phase,
+whose lines would be the scheduler's; one failure at a time, no ExceptionGroup).  The strategy
 itself is ``strategy.py``.
 """
 
@@ -30,7 +31,7 @@ def _sensible_settings(item: pytest.Item) -> None:
     if function is None or not uses_schedules(function):
         return
     # Only now: importing Hypothesis costs a suite that never uses it a quarter second.
-    from hypothesis import HealthCheck, settings
+    from hypothesis import HealthCheck, Phase, settings
 
     current = getattr(function, "_hypothesis_internal_use_settings", None) or settings.default
     if current is None:  # no profile loaded: nothing to add to
@@ -45,6 +46,13 @@ def _sensible_settings(item: pytest.Item) -> None:
         if check not in suppressed:
             suppressed.append(check)
     changes["suppress_health_check"] = suppressed
+    if Phase.explain in current.phases:
+        # Its "lines always and only run by failing cases" are the scheduler's own
+        # lines (the thread that blocks last): it cannot help in a schedule test.
+        changes["phases"] = [phase for phase in current.phases if phase is not Phase.explain]
+    if current.report_multiple_bugs == settings.get_profile("default").report_multiple_bugs:
+        # One story at a time: two distinct failures would come as an ExceptionGroup.
+        changes["report_multiple_bugs"] = False
     if not current.derandomize and (read(item.config, CI) or in_exercise_folder(item.path)):
         # A grade must not depend on luck: the same schedules on every run.
         changes["derandomize"] = True
