@@ -6,9 +6,15 @@ student or a grader would, and reads the grade from ``--grade-json``.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from kit import SOLUTIONS, BrokenVariant, broken_variants, exercise_names, grade, mirror_with, short
+
+
+# A path inside the package, as a traceback, a stack or Hypothesis would print it.
+PLUGIN_PATH = re.compile(r"(?<![\w.-])pytest_concurrency[/\\]\S*\.py")
 
 
 def failures(result: dict) -> str:
@@ -49,6 +55,12 @@ def test_broken_implementation_is_caught(variant: BrokenVariant, tmp_path):
     unusable = [t["name"] for t in result["tests"] if t["output"].startswith("not started")
                 or "does not exist" in t["output"] or "SyntaxError" in t["output"]]
     assert not unusable, f"the variant itself does not load or is unfinished: {unusable}"
+    # What the student reads names their code and the tests, never the plugin's own files.
+    plumbing = [line for line in result["pytest_output"].splitlines() if PLUGIN_PATH.search(line)]
+    assert not plumbing, (
+        f"{variant.exercise}/{variant.name}: the output names the plugin's own files:\n"
+        + "\n".join(plumbing[:10])
+    )
     missed = [name for name in variant.caught_by if name not in failed]
     assert not missed, (
         f"{variant.exercise}/{variant.name} ({variant.mistake}) declares CAUGHT_BY {missed}, "

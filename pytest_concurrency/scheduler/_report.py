@@ -255,6 +255,12 @@ def _annotate(scheduler: Scheduler, trace_index: int, text: str) -> None:
 
 # ------------------------------------------------------------------ the story
 
+# The last run told as a story (a failing test's is the last one before its report),
+# and how many steps it had when first told (a deadlock is told before the threads
+# are unwound): the plugin draws its picture (``_picture``) for --race-story lanes
+# and --race-html.
+last_told: tuple[Scheduler, int] | None = None
+
 
 def format_story(scheduler: Scheduler, limit: int = 150, *, numbered: bool = True) -> str:
     """The run as one line per step: thread, file:line, source, values read and written.
@@ -262,6 +268,9 @@ def format_story(scheduler: Scheduler, limit: int = 150, *, numbered: bool = Tru
     A step, for a student, is a line of source run by one thread without a
     switch; the synchronisation calls made on that line are shown after it.
     """
+    global last_told
+    if last_told is None or last_told[0] is not scheduler:
+        last_told = (scheduler, len(scheduler.trace))
     names = [t.name for t in scheduler.threads]
     width = max((len(n) for n in names), default=2)
     switches: dict[int, tuple[int, int, str, Any]] = {}
