@@ -12,7 +12,6 @@ import pytest
 
 from kit import SOLUTIONS, BrokenVariant, broken_variants, exercise_names, grade, mirror_with, short
 
-
 # A path inside the package, as a traceback, a stack or Hypothesis would print it.
 PLUGIN_PATH = re.compile(r"(?<![\w.-])pytest_concurrency[/\\]\S*\.py")
 

@@ -167,8 +167,8 @@ def lanes(timeline: Timeline, width: int = WIDTH) -> str:
     switch_after = {s.after: s for s in timeline.switches}
     holding: dict[int, set[int]] = {}
     for hold in timeline.holds:
-        for index in range(hold.start, hold.end + 1):
-            holding.setdefault(index, set()).add(hold.thread)
+        for held in range(hold.start, hold.end + 1):
+            holding.setdefault(held, set()).add(hold.thread)
     rows = ["  ".join(_cut(name, lane).ljust(lane) for name in timeline.threads).rstrip()]
     rows.append("  ".join("-" * lane for _ in timeline.threads))
     for index in _kept(timeline):

@@ -262,7 +262,7 @@ def _annotate(scheduler: Scheduler, trace_index: int, text: str) -> None:
 last_told: tuple[Scheduler, int] | None = None
 
 
-def format_story(scheduler: Scheduler, limit: int = 150, *, numbered: bool = True) -> str:
+def format_story(scheduler: Scheduler, limit: int = 40, *, numbered: bool = True) -> str:
     """The run as one line per step: thread, file:line, source, values read and written.
 
     A step, for a student, is a line of source run by one thread without a
@@ -324,7 +324,8 @@ def format_story(scheduler: Scheduler, limit: int = 150, *, numbered: bool = Tru
     if 0 in switches:
         lines.insert(0, f"{'':<{width}}  -- {names[switches[0][1]]} starts first --")
     if len(lines) > limit:
-        keep = set(range(0, 10)) | set(range(len(lines) - limit // 2, len(lines)))
+        # A long run keeps its start, its end and the steps around each switch.
+        keep = set(range(0, 4)) | set(range(len(lines) - 8, len(lines)))
         for i, text in enumerate(lines):
             if text.lstrip().startswith("--"):
                 keep.update(range(i - 3, i + 4))
@@ -333,7 +334,7 @@ def format_story(scheduler: Scheduler, limit: int = 150, *, numbered: bool = Tru
         for i, text in enumerate(lines):
             if i in keep:
                 if skipped:
-                    shown.append(f"{'':<{width}}  ... {skipped} lines ...")
+                    shown.append(f"{'':<{width}}  ... {skipped} steps without a switch ...")
                     skipped = 0
                 shown.append(text)
             else:
@@ -463,7 +464,7 @@ def describe_deadlock(scheduler: Scheduler) -> str:
             "a thread that will never come (a lost wakeup, a missing notify or sentinel?)"
         )
     if scheduler.trace:
-        lines.append(format_story(scheduler, limit=60, numbered=False))
+        lines.append(format_story(scheduler, numbered=False))
     return renumber("\n".join(lines))
 
 
