@@ -57,7 +57,7 @@ from typing import Any
 import pytest
 
 from .._config import Setting, add, read, seconds
-from .._frames import running_line, student_frame
+from .._frames import explain_error, running_line, student_frame
 from ..errors import DeadlockError
 from ..hygiene.scope import (
     forget_threads_at_start,
@@ -345,6 +345,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     ``call.excinfo`` before any report is made, so every other plugin (xfail,
     grading, --pdb) sees it as the phase's own error.
     """
+    if call.excinfo is not None:
+        _explain(call.excinfo.value)
     test = item.stash.get(_test_key, None)
     if test is None:
         return None
@@ -361,6 +363,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = pytest.TestReport.from_item_and_call(item, call)
     report.longrepr = f"DeadlockError: {verdict}"
     return report
+
+
+def _explain(error: BaseException) -> None:
+    """A raw error of a common misuse (``Pool not running``) gets a note that explains it."""
+    explanation = explain_error(error)
+    notes = getattr(error, "__notes__", ())
+    if explanation is not None and explanation not in notes:
+        error.add_note(explanation)
 
 
 def _verdict(item: pytest.Item, call: pytest.CallInfo[None], test: TestState) -> BaseException | None:

@@ -18,7 +18,15 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from .._frames import cycle_text, describe_thread, format_stack, renumber, thread_label, user_site
+from .._frames import (
+    cycle_text,
+    describe_thread,
+    explain_stuck,
+    format_stack,
+    renumber,
+    thread_label,
+    user_site,
+)
 from . import _waitgraph as wg
 
 
@@ -75,11 +83,13 @@ def cycle_report(cycle: list[int], blocked: dict[int, wg.Wait], timeout: float) 
 def stuck_report(members: list[int], blocked: dict[int, wg.Wait], timeout: float,
                  idle_pool: list[int] | None = None) -> str:
     names, frames = _thread_names(), sys._current_frames()
+    misuse = explain_stuck(frames.get(i) for i in members)
     head = (
         f"deadlock: every thread of the test ({len(members)}) has been blocked for "
         f"{timeout:g} s (deadlock_timeout) and none of them can wake the others: "
-        "a lost wakeup (notify or set before the wait, a missing release), or a join "
-        "on a thread that waits forever."
+        + (" ".join(misuse) if misuse else
+           "a lost wakeup (notify or set before the wait, a missing release), or a join "
+           "on a thread that waits forever.")
     )
     body = [_describe_thread(i, blocked.get(i), names, frames) for i in members]
     if idle_pool:

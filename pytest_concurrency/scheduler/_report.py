@@ -15,6 +15,7 @@ from .._frames import (
     code_site,
     cycle_text,
     describe_thread,
+    explain_stuck,
     find_cycle,
     is_user_file,
     names_in_stacks,
@@ -459,10 +460,13 @@ def describe_deadlock(scheduler: Scheduler) -> str:
     if cycle:
         lines.append(f"  cycle: {cycle_text([t.name for t in cycle])} (each waits for the next)")
     else:
-        lines.append(
-            "  no cycle of lock owners: a thread waits for a notify, an Event, a queue item or "
-            "a thread that will never come (a lost wakeup, a missing notify or sentinel?)"
-        )
+        misuse = explain_stuck(frames.get(t.ident) if t.ident is not None else None for t in live)
+        lines.extend(f"  {note}" for note in misuse)
+        if not misuse:
+            lines.append(
+                "  no cycle of lock owners: a thread waits for a notify, an Event, a queue item "
+                "or a thread that will never come (a lost wakeup, a missing notify or sentinel?)"
+            )
     if scheduler.trace:
         lines.append(format_story(scheduler, numbered=False))
     return renumber("\n".join(lines))
