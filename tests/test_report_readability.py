@@ -75,7 +75,7 @@ def test_lock_order_inversions_come_one_block_per_pair_of_lines(pytester: pytest
             worker.start()
             worker.join()
     """)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "default:potential deadlock")
     output = result.stdout.str()
     assert "lock-order inversion" in output, output
     # Every inversion is the same two lines taken in opposite orders: one block.
