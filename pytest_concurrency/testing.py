@@ -323,3 +323,26 @@ def timeout_hint(took: float, timeout: float) -> str:
         "the timeout is the whole wait, not the wait after each wakeup; "
         "Condition.wait_for(predicate, timeout) counts down what is left"
     )
+
+
+def attribute_name(obj: Any, public: str) -> str:
+    """How the student's code spells the attribute behind ``obj.<public>``: for messages.
+
+    ``self._active`` when the object keeps the count in ``_active`` (``active``
+    being a property over it), ``self.active`` when the attribute is plain.
+
+    >>> class Gate:
+    ...     def __init__(self):
+    ...         self._active = 0
+    ...     active = property(lambda self: self._active)
+    >>> attribute_name(Gate(), "active")
+    'self._active'
+    """
+    names = getattr(obj, "__dict__", {})
+    if public in names:
+        return f"self.{public}"
+    if f"_{public}" in names:
+        return f"self._{public}"
+    if f"_{type(obj).__name__}__{public}" in names:  # written self.__active: name-mangled
+        return f"self.__{public}"
+    return f"self.{public}"
