@@ -78,6 +78,38 @@ def is_plugin_file(filename: str) -> bool:
     return os.path.abspath(filename).startswith(PACKAGE_DIR)
 
 
+
+_FILE_LINE = re.compile(r'^(\s*)File "([^"]+)", line \d+')
+
+
+def without_plugin_frames(text: str) -> str:
+    """A formatted traceback or stack dump without the frames of this package.
+
+    Works on ``traceback`` output (a ``File`` line, then its source and carets,
+    indented deeper) and on ``faulthandler`` dumps (``File`` lines alone).
+
+    >>> inside = os.path.join(PACKAGE_DIR, "deadlock", "_waitgraph.py")
+    >>> text = f'  File "bank.py", line 3, in f\\n    g()\\n  File "{inside}", line 9, in wait\\n    x()\\nValueError'
+    >>> print(without_plugin_frames(text.replace("\\\\n", "\\n")))
+      File "bank.py", line 3, in f
+        g()
+    ValueError
+    """
+    kept: list[str] = []
+    hidden_at: int | None = None  # the indentation of a hidden frame's File line
+    for line in text.splitlines():
+        match = _FILE_LINE.match(line)
+        if match:
+            hidden_at = len(match.group(1)) if is_plugin_file(match.group(2)) else None
+            if hidden_at is not None:
+                continue
+        elif hidden_at is not None:
+            if len(line) - len(line.lstrip()) > hidden_at and line.strip():
+                continue
+            hidden_at = None
+        kept.append(line)
+    return "\n".join(kept) + ("\n" if text.endswith("\n") else "")
+
 def user_frames(frame: FrameType | None) -> Iterator[FrameType]:
     """The user frames of a stack, innermost first."""
     while frame is not None:
