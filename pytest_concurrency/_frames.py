@@ -110,6 +110,14 @@ def without_plugin_frames(text: str) -> str:
         kept.append(line)
     return "\n".join(kept) + ("\n" if text.endswith("\n") else "")
 
+
+_OWN_THREAD_STACK = re.compile(r"^~+ Stack of pytest-concurrency [^\n]*~+\n(?:  [^\n]*\n?)*", re.M)
+
+
+def without_plugin_stacks(text: str) -> str:
+    """Captured output (pytest-timeout's dump of every thread) without the plugin's threads and frames."""
+    return without_plugin_frames(_OWN_THREAD_STACK.sub("", text))
+
 def user_frames(frame: FrameType | None) -> Iterator[FrameType]:
     """The user frames of a stack, innermost first."""
     while frame is not None:

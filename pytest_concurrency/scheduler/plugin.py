@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from .._config import Setting, add, choice, flag, path_to, read
+from .._frames import without_plugin_stacks
 from ..layout import in_exercise_folder
 from . import _report
 from ._patching import end_of_test, install_for_test
@@ -116,6 +117,13 @@ def _page_name(nodeid: str) -> str:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     """A failing schedule test's interleaving as a picture: lanes, an HTML page."""
     report: pytest.TestReport = yield
+    if report.failed and report.sections:
+        # pytest-timeout dumps every thread's stack: the plugin's own threads and
+        # frames are not the student's (the plugin's snapshot says what matters).
+        report.sections = [
+            (title, without_plugin_stacks(text) if title.startswith("Captured") else text)
+            for title, text in report.sections
+        ]
     if call.when == "setup":
         _report.last_told = None
     if call.when != "call":
