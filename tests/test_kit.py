@@ -75,3 +75,15 @@ def test_every_exercise_has_a_solution_and_broken_implementations():
         assert count >= 4, (
             f"{exercise} has {count} broken implementations (.patch) under tests/broken; want ≥ 4"
         )
+
+
+def test_the_lock_order_mistake_of_06_reads_in_120_lines(tmp_path):
+    # Issue 18: 176 lines, one block per pair of accounts, Hypothesis's explanation
+    # pointing into the scheduler. The whole run, as the student types it.
+    variant = next(v for v in broken_variants()
+                   if (v.exercise, v.name) == ("06_locks", "locks_taken_in_argument_order"))
+    impl = mirror_with(tmp_path, variant.exercise, variant.source())
+    output = grade(variant.exercise, impl, tmp_path)["pytest_output"]
+    assert len(output.splitlines()) <= 120, output
+    assert not PLUGIN_PATH.search(output), output
+    assert "more pairs of locks taken at the same lines" in output, output

@@ -118,3 +118,29 @@ def test_a_zero_slot_semaphore_is_a_zero_limit_not_a_lost_wakeup(pytester: pytes
     output = result.stdout.str()
     assert "made with 0 slots" in output, output
     assert "lost wakeup" not in output, output
+
+
+def test_a_real_deadlock_ends_on_the_students_line_not_in_the_plugin(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_real="""
+        import threading
+        from pytest_concurrency.testing import Background
+
+        def test_abba():
+            a, b = threading.Lock(), threading.Lock()
+            both = threading.Barrier(2)
+
+            def take(first, second):
+                with first:
+                    both.wait()
+                    with second:
+                        pass
+
+            jobs = [Background(take, *pair, name=f"teller-{i}") for i, pair in enumerate(((a, b), (b, a)))]
+            for job in jobs:
+                job.outcome("two opposite transfers")
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--deadlock-timeout", "0.3")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "deadlock" in output, output
+    assert "pytest_concurrency/" not in output, output
