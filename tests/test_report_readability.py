@@ -81,6 +81,7 @@ def test_lock_order_inversions_come_one_block_per_pair_of_lines(pytester: pytest
     # Every inversion is the same two lines taken in opposite orders: one block.
     assert output.count("then `") == 2, output
     assert "more pairs of locks taken at the same lines" in output, output
+    assert "pytest_concurrency/" not in output, output  # the warning is shown at the test
 
 
 def test_a_closed_pool_is_explained(pytester: pytest.Pytester) -> None:

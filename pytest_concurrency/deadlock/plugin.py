@@ -365,6 +365,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def _warn_at_test(item: pytest.Item, warning: Warning) -> None:
+    """A warning shown at the test's own line, not at a line of the plugin."""
+    line = item.location[1]
+    warnings.warn_explicit(warning, type(warning), str(item.path), (line or 0) + 1)
+
+
 def _explain(error: BaseException) -> None:
     """A raw error of a common misuse (``Pool not running``) gets a note that explains it."""
     explanation = explain_error(error)
@@ -433,7 +439,7 @@ def _check_event_loop(item: pytest.Item, test: TestState, when: str, failed: boo
     elif is_strict(item):
         return pytest.fail.Exception(report, pytrace=False)
     else:
-        warnings.warn(EventLoopBlockedWarning(report), stacklevel=2)
+        _warn_at_test(item, EventLoopBlockedWarning(report))
     return None
 
 
@@ -521,5 +527,5 @@ def _check_order(item: pytest.Item) -> BaseException | None:
     report = inversion_report(inversions)
     if is_strict(item):
         return pytest.fail.Exception(report, pytrace=False)
-    warnings.warn(PotentialDeadlockWarning(report), stacklevel=2)
+    _warn_at_test(item, PotentialDeadlockWarning(report))
     return None
