@@ -48,6 +48,11 @@ def test_a_failing_race_names_no_file_of_the_plugin(pytester: pytest.Pytester) -
     assert "pytest_concurrency/" not in output and "Explanation:" not in output, output
     assert "ExceptionGroup" not in output and "distinct failures" not in output, output
     assert "self._n" in output  # the student's own attribute name
+    # The message fits on one screen before the interleaving starts.
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if "test_counter ___" in line or "_ test_counter _" in line)
+    story = next(i for i, line in enumerate(lines) if "Interleaving (" in line)
+    assert story - start <= 40, output
 
 
 @pytest.mark.filterwarnings("ignore:potential deadlock")
