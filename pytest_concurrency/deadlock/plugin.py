@@ -57,7 +57,7 @@ from typing import Any
 import pytest
 
 from .._config import Setting, add, read, seconds
-from .._frames import explain_error, running_line, student_frame
+from .._frames import call_site, explain_error, running_line, student_frame
 from ..errors import DeadlockError
 from ..hygiene.scope import (
     forget_threads_at_start,
@@ -349,19 +349,39 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         _explain(call.excinfo.value)
     test = item.stash.get(_test_key, None)
     if test is None:
-        return None
+        return _deadlock_report(item, call)
     if (call.excinfo is None and len(test.reports) == test.reported and test.gevent is None
             and (call.when != "call" or not wg._inversions)):
         return None
     verdict = _verdict(item, call, test)
     if verdict is None:
-        return None
+        return _deadlock_report(item, call)
     call.excinfo = _raised(verdict)
     if not getattr(verdict, "from_watchdog", False):
         return None  # pytest makes the report of the new error
     # Raised by us, not by the test: its traceback would only show the plugin.
     report = pytest.TestReport.from_item_and_call(item, call)
     report.longrepr = f"DeadlockError: {verdict}"
+    return report
+
+
+def _deadlock_report(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport | None:
+    """A deadlock that unwound the test's threads, told once: where the test was, then the report.
+
+    The report names every thread of the cycle, what it holds and waits for,
+    and their stacks: pytest's traceback (the test's source, then the line of
+    the cycle) would only say it again.
+    """
+    if call.excinfo is None or not isinstance(call.excinfo.value, DeadlockError):
+        return None
+    sites = [
+        call_site(str(entry.path), entry.lineno + 1, entry.name)
+        for entry in call.excinfo.traceback
+        if str(entry.path) == str(item.path)
+    ]
+    report = pytest.TestReport.from_item_and_call(item, call)
+    where = f"raised at {sites[-1]}\n" if sites else ""
+    report.longrepr = f"{where}DeadlockError: {call.excinfo.value}"
     return report
 
 
