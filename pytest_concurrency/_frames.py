@@ -89,8 +89,9 @@ def without_plugin_frames(text: str) -> str:
     indented deeper) and on ``faulthandler`` dumps (``File`` lines alone).
 
     >>> inside = os.path.join(PACKAGE_DIR, "deadlock", "_waitgraph.py")
-    >>> text = f'  File "bank.py", line 3, in f\\n    g()\\n  File "{inside}", line 9, in wait\\n    x()\\nValueError'
-    >>> print(without_plugin_frames(text.replace("\\\\n", "\\n")))
+    >>> print(without_plugin_frames("\\n".join([
+    ...     '  File "bank.py", line 3, in f', "    g()",
+    ...     f'  File "{inside}", line 9, in wait', "    x()", "ValueError"])))
       File "bank.py", line 3, in f
         g()
     ValueError
