@@ -30,6 +30,7 @@ import os
 import re
 import sys
 import sysconfig
+import threading as _threading
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from types import CodeType, FrameType, TracebackType
 from typing import Any, TypeVar
@@ -76,6 +77,47 @@ def is_plugin_file(filename: str) -> bool:
     """True for a file of this package (never shown in a report)."""
     return os.path.abspath(filename).startswith(PACKAGE_DIR)
 
+
+
+_FILE_LINE = re.compile(r'^(\s*)File "([^"]+)", line \d+')
+
+
+def without_plugin_frames(text: str) -> str:
+    """A formatted traceback or stack dump without the frames of this package.
+
+    Works on ``traceback`` output (a ``File`` line, then its source and carets,
+    indented deeper) and on ``faulthandler`` dumps (``File`` lines alone).
+
+    >>> inside = os.path.join(PACKAGE_DIR, "deadlock", "_waitgraph.py")
+    >>> print(without_plugin_frames("\\n".join([
+    ...     '  File "bank.py", line 3, in f', "    g()",
+    ...     f'  File "{inside}", line 9, in wait', "    x()", "ValueError"])))
+      File "bank.py", line 3, in f
+        g()
+    ValueError
+    """
+    kept: list[str] = []
+    hidden_at: int | None = None  # the indentation of a hidden frame's File line
+    for line in text.splitlines():
+        match = _FILE_LINE.match(line)
+        if match:
+            hidden_at = len(match.group(1)) if is_plugin_file(match.group(2)) else None
+            if hidden_at is not None:
+                continue
+        elif hidden_at is not None:
+            if len(line) - len(line.lstrip()) > hidden_at and line.strip():
+                continue
+            hidden_at = None
+        kept.append(line)
+    return "\n".join(kept) + ("\n" if text.endswith("\n") else "")
+
+
+_OWN_THREAD_STACK = re.compile(r"^~+ Stack of pytest-concurrency [^\n]*~+\n(?:  [^\n]*\n?)*", re.M)
+
+
+def without_plugin_stacks(text: str) -> str:
+    """Captured output (pytest-timeout's dump of every thread) without the plugin's threads and frames."""
+    return without_plugin_frames(_OWN_THREAD_STACK.sub("", text))
 
 def user_frames(frame: FrameType | None) -> Iterator[FrameType]:
     """The user frames of a stack, innermost first."""
@@ -414,3 +456,54 @@ def describe_thread(
         if site:
             lines.append(f"      at {site}")
     return lines
+
+
+# ------------------------------------------------------------ common API misuse
+
+_POOL_FILE = os.sep + os.path.join("multiprocessing", "pool.py")
+
+
+def explain_error(error: BaseException) -> str | None:
+    """What a raw error of the standard library means for a student, when it is a common misuse.
+
+    >>> explain_error(ValueError("Pool not running")).split(":")[0]
+    'The pool no longer takes tasks'
+    >>> explain_error(ValueError("x")) is None
+    True
+    """
+    if isinstance(error, ValueError) and str(error) == "Pool not running":
+        return (
+            "The pool no longer takes tasks: close() or terminate() (or the end of its `with` "
+            "block) came before this call. Submit every task first (map, apply_async), then "
+            "close() and join()."
+        )
+    return None
+
+
+def explain_stuck(frames: Iterable[FrameType | None]) -> list[str]:
+    """Why these blocked threads can never go on, when their stacks show a common misuse."""
+    notes: list[str] = []
+    for frame in frames:
+        while frame is not None:
+            code = frame.f_code
+            owner = frame.f_locals.get("self") if code.co_name in ("acquire", "join") else None
+            if (code.co_name == "acquire" and isinstance(owner, _threading.Semaphore)
+                    and getattr(owner, "_initial_value", None) == 0
+                    and getattr(owner, "_value", None) == 0):
+                note = (
+                    "A BoundedSemaphore made with 0 slots: nobody can ever enter. Was the "
+                    "limit 0? Check it (refuse a limit below 1) where the semaphore is made."
+                )
+            elif code.co_name == "join" and code.co_filename.endswith(_POOL_FILE):
+                note = (
+                    "Pool.join() after close() waits for every task to end: a task that never "
+                    "ends keeps it waiting for ever. Use terminate() to stop the workers "
+                    "(then join())."
+                )
+            else:
+                frame = frame.f_back
+                continue
+            if note not in notes:
+                notes.append(note)
+            break
+    return notes

@@ -35,6 +35,7 @@ from typing import Any
 import psutil
 import pytest
 
+from ._frames import without_plugin_frames
 from .deadlock.watchdog import guarded_join, guarded_watch
 from .errors import DeadlockError
 from .hygiene.processes import ProcessWatch, describe_with_stacks, status_of
@@ -83,6 +84,7 @@ class Children(ProcessWatch):
         ])
 
     def assert_none_left(self, after: str) -> None:
+        __tracebackhide__ = True  # the failure is the test's: pytest shows its frames, not ours
         left = self.new()
         if left:
             described = ", ".join(f"pid {p.pid} ({process_status(p)})" for p in left)
@@ -139,6 +141,7 @@ def within(seconds: float, fn, *args, **kwargs):
     started = _current_watch or Children()
 
     def call() -> None:
+        __tracebackhide__ = True  # the student's frames below it are what the error shows
         try:
             outcome["value"] = fn(*args, **kwargs)
         except BaseException as error:  # handed to the test's thread below
@@ -174,7 +177,8 @@ def _stack_below(thread: threading.Thread, top: Any) -> str:
     while frame is not None and frame.f_code is not top:
         frames.append((frame, frame.f_lineno))
         frame = frame.f_back
-    return "".join(traceback.StackSummary.extract(reversed(frames)).format()).rstrip()
+    text = "".join(traceback.StackSummary.extract(reversed(frames)).format())
+    return without_plugin_frames(text).rstrip()
 
 
 # -- threads: the thread exercises' shared helpers ----------------------------------------
@@ -210,6 +214,7 @@ class Background:
         self.thread.start()
 
     def _run(self, fn: Callable[..., Any], *args: Any) -> None:
+        __tracebackhide__ = True  # the student's frames below it are what the error shows
         try:
             self.value = fn(*args)
         except BaseException as error:  # handed to the test's thread by outcome()
@@ -265,6 +270,7 @@ def wait_until_blocked(
     >>> job.outcome("bell.wait() after bell.set()")
     True
     """
+    __tracebackhide__ = True  # a failure is the test's: pytest shows its frames, not ours
     thread = job.thread if isinstance(job, Background) else job
     waits = {_CONDITION_WAIT, threading.Condition.wait.__code__}
     deadline = time.monotonic() + patience
@@ -323,3 +329,26 @@ def timeout_hint(took: float, timeout: float) -> str:
         "the timeout is the whole wait, not the wait after each wakeup; "
         "Condition.wait_for(predicate, timeout) counts down what is left"
     )
+
+
+def attribute_name(obj: Any, public: str) -> str:
+    """How the student's code spells the attribute behind ``obj.<public>``: for messages.
+
+    ``self._active`` when the object keeps the count in ``_active`` (``active``
+    being a property over it), ``self.active`` when the attribute is plain.
+
+    >>> class Gate:
+    ...     def __init__(self):
+    ...         self._active = 0
+    ...     active = property(lambda self: self._active)
+    >>> attribute_name(Gate(), "active")
+    'self._active'
+    """
+    names = getattr(obj, "__dict__", {})
+    if public in names:
+        return f"self.{public}"
+    if f"_{public}" in names:
+        return f"self._{public}"
+    if f"_{type(obj).__name__}__{public}" in names:  # written self.__active: name-mangled
+        return f"self.__{public}"
+    return f"self.{public}"

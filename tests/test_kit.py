@@ -6,9 +6,14 @@ student or a grader would, and reads the grade from ``--grade-json``.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from kit import SOLUTIONS, BrokenVariant, broken_variants, exercise_names, grade, mirror_with, short
+
+# A path inside the package, as a traceback, a stack or Hypothesis would print it.
+PLUGIN_PATH = re.compile(r"(?<![\w.-])pytest_concurrency[/\\]\S*\.py")
 
 
 def failures(result: dict) -> str:
@@ -49,6 +54,12 @@ def test_broken_implementation_is_caught(variant: BrokenVariant, tmp_path):
     unusable = [t["name"] for t in result["tests"] if t["output"].startswith("not started")
                 or "does not exist" in t["output"] or "SyntaxError" in t["output"]]
     assert not unusable, f"the variant itself does not load or is unfinished: {unusable}"
+    # What the student reads names their code and the tests, never the plugin's own files.
+    plumbing = [line for line in result["pytest_output"].splitlines() if PLUGIN_PATH.search(line)]
+    assert not plumbing, (
+        f"{variant.exercise}/{variant.name}: the output names the plugin's own files:\n"
+        + "\n".join(plumbing[:10])
+    )
     missed = [name for name in variant.caught_by if name not in failed]
     assert not missed, (
         f"{variant.exercise}/{variant.name} ({variant.mistake}) declares CAUGHT_BY {missed}, "
@@ -64,3 +75,15 @@ def test_every_exercise_has_a_solution_and_broken_implementations():
         assert count >= 4, (
             f"{exercise} has {count} broken implementations (.patch) under tests/broken; want ≥ 4"
         )
+
+
+def test_the_lock_order_mistake_of_06_reads_in_120_lines(tmp_path):
+    # Issue 18: 176 lines, one block per pair of accounts, Hypothesis's explanation
+    # pointing into the scheduler. The whole run, as the student types it.
+    variant = next(v for v in broken_variants()
+                   if (v.exercise, v.name) == ("06_locks", "locks_taken_in_argument_order"))
+    impl = mirror_with(tmp_path, variant.exercise, variant.source())
+    output = grade(variant.exercise, impl, tmp_path)["pytest_output"]
+    assert len(output.splitlines()) <= 120, output
+    assert not PLUGIN_PATH.search(output), output
+    assert "more pairs of locks taken at the same lines" in output, output

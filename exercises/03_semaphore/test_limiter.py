@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 
 from pytest_concurrency import load_impl, schedules
+from pytest_concurrency.testing import attribute_name
 
 limiter = load_impl("limiter")
 
@@ -163,7 +164,7 @@ def test_never_more_than_limit_threads_inside_in_any_interleaving(schedule):
     assert not wrong, f"inside the with block, active was {wrong}: it must be between 1 and limit"
     assert gate.active == 0, (
         f"every thread left, yet active == {gate.active}: an update of the count was lost "
-        "(`self.active += 1` is not atomic; guard the count with a lock)"
+        f"(`{attribute_name(gate, 'active')} += 1` is not atomic; guard the count with a lock)"
     )
 
 
@@ -182,7 +183,8 @@ def test_active_counts_every_thread_in_any_interleaving(schedule):
     schedule.run(enter_twice, enter_twice, enter_twice)
     assert gate.active == 0, (
         f"3 threads entered and left twice each, yet active == {gate.active} at the end: "
-        "an update of the count was lost (`self.active += 1` is a read, an add and a write; "
+        f"an update of the count was lost (`{attribute_name(gate, 'active')} += 1` is a read, an add "
+        "and a write; "
         "another thread can run in between: guard the count with a lock)"
     )
     wrong = [n for n in counts if not 1 <= n <= 3]

@@ -493,6 +493,7 @@ class InstrumentedLock:
         self._after_generation = -1
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        __tracebackhide__ = True  # the student's `with lock:` is where it stops
         if timeout != -1:
             _check_timeout(blocking, timeout)
         raw = self._raw
@@ -517,6 +518,7 @@ class InstrumentedLock:
         return True
 
     def __enter__(self) -> bool:
+        __tracebackhide__ = True  # the student's `with lock:` is where it stops
         raw = self._raw
         if not raw.acquire(False):
             _blocking_acquire(raw, None, "acquire", self)
@@ -641,6 +643,7 @@ class InstrumentedRLock:
         self._after_generation = -1
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        __tracebackhide__ = True  # the student's `with lock:` is where it stops
         try:
             holder = _local.holder
         except AttributeError:
@@ -846,6 +849,7 @@ def _make_condition_class(base: type) -> type:
     class ConditionOnLock(InstrumentedCondition):
         # InstrumentedLock.__enter__ and __exit__, on self._lock.
         def __enter__(self) -> bool:
+            __tracebackhide__ = True  # the student's `with lock:` is where it stops
             lock = self._lock
             raw = lock._raw
             if not raw.acquire(False):
@@ -883,6 +887,7 @@ def _make_condition_class(base: type) -> type:
     class ConditionOnRLock(InstrumentedCondition):
         # InstrumentedRLock.acquire and __exit__, on self._lock.
         def __enter__(self) -> bool:
+            __tracebackhide__ = True  # the student's `with lock:` is where it stops
             lock = self._lock
             try:
                 holder = _local.holder

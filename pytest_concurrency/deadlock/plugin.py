@@ -57,7 +57,7 @@ from typing import Any
 import pytest
 
 from .._config import Setting, add, read, seconds
-from .._frames import running_line, student_frame
+from .._frames import call_site, explain_error, running_line, student_frame
 from ..errors import DeadlockError
 from ..hygiene.scope import (
     forget_threads_at_start,
@@ -345,15 +345,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     ``call.excinfo`` before any report is made, so every other plugin (xfail,
     grading, --pdb) sees it as the phase's own error.
     """
+    if call.excinfo is not None:
+        _explain(call.excinfo.value)
     test = item.stash.get(_test_key, None)
     if test is None:
-        return None
+        return _deadlock_report(item, call)
     if (call.excinfo is None and len(test.reports) == test.reported and test.gevent is None
             and (call.when != "call" or not wg._inversions)):
         return None
     verdict = _verdict(item, call, test)
     if verdict is None:
-        return None
+        return _deadlock_report(item, call)
     call.excinfo = _raised(verdict)
     if not getattr(verdict, "from_watchdog", False):
         return None  # pytest makes the report of the new error
@@ -361,6 +363,40 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = pytest.TestReport.from_item_and_call(item, call)
     report.longrepr = f"DeadlockError: {verdict}"
     return report
+
+
+def _deadlock_report(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport | None:
+    """A deadlock that unwound the test's threads, told once: where the test was, then the report.
+
+    The report names every thread of the cycle, what it holds and waits for,
+    and their stacks: pytest's traceback (the test's source, then the line of
+    the cycle) would only say it again.
+    """
+    if call.excinfo is None or not isinstance(call.excinfo.value, DeadlockError):
+        return None
+    sites = [
+        call_site(str(entry.path), entry.lineno + 1, entry.name)
+        for entry in call.excinfo.traceback
+        if str(entry.path) == str(item.path)
+    ]
+    report = pytest.TestReport.from_item_and_call(item, call)
+    where = f"raised at {sites[-1]}\n" if sites else ""
+    report.longrepr = f"{where}DeadlockError: {call.excinfo.value}"
+    return report
+
+
+def _warn_at_test(item: pytest.Item, warning: Warning) -> None:
+    """A warning shown at the test's own line, not at a line of the plugin."""
+    line = item.location[1]
+    warnings.warn_explicit(warning, type(warning), str(item.path), (line or 0) + 1)
+
+
+def _explain(error: BaseException) -> None:
+    """A raw error of a common misuse (``Pool not running``) gets a note that explains it."""
+    explanation = explain_error(error)
+    notes = getattr(error, "__notes__", ())
+    if explanation is not None and explanation not in notes:
+        error.add_note(explanation)
 
 
 def _verdict(item: pytest.Item, call: pytest.CallInfo[None], test: TestState) -> BaseException | None:
@@ -423,7 +459,7 @@ def _check_event_loop(item: pytest.Item, test: TestState, when: str, failed: boo
     elif is_strict(item):
         return pytest.fail.Exception(report, pytrace=False)
     else:
-        warnings.warn(EventLoopBlockedWarning(report), stacklevel=2)
+        _warn_at_test(item, EventLoopBlockedWarning(report))
     return None
 
 
@@ -511,5 +547,5 @@ def _check_order(item: pytest.Item) -> BaseException | None:
     report = inversion_report(inversions)
     if is_strict(item):
         return pytest.fail.Exception(report, pytrace=False)
-    warnings.warn(PotentialDeadlockWarning(report), stacklevel=2)
+    _warn_at_test(item, PotentialDeadlockWarning(report))
     return None

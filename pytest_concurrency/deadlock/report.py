@@ -18,7 +18,15 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from .._frames import cycle_text, describe_thread, format_stack, renumber, thread_label, user_site
+from .._frames import (
+    cycle_text,
+    describe_thread,
+    explain_stuck,
+    format_stack,
+    renumber,
+    thread_label,
+    user_site,
+)
 from . import _waitgraph as wg
 
 
@@ -75,11 +83,13 @@ def cycle_report(cycle: list[int], blocked: dict[int, wg.Wait], timeout: float) 
 def stuck_report(members: list[int], blocked: dict[int, wg.Wait], timeout: float,
                  idle_pool: list[int] | None = None) -> str:
     names, frames = _thread_names(), sys._current_frames()
+    misuse = explain_stuck(frames.get(i) for i in members)
     head = (
         f"deadlock: every thread of the test ({len(members)}) has been blocked for "
         f"{timeout:g} s (deadlock_timeout) and none of them can wake the others: "
-        "a lost wakeup (notify or set before the wait, a missing release), or a join "
-        "on a thread that waits forever."
+        + (" ".join(misuse) if misuse else
+           "a lost wakeup (notify or set before the wait, a missing release), or a join "
+           "on a thread that waits forever.")
     )
     body = [_describe_thread(i, blocked.get(i), names, frames) for i in members]
     if idle_pool:
@@ -124,11 +134,26 @@ def inversion_report(inversions: list[tuple[wg.OrderEdge, list[wg.OrderEdge]]]) 
         "The test passed this time, but with other timing these threads deadlock. "
         "Take the locks in one fixed order everywhere.",
     ]
+    shown: dict[frozenset[tuple[str, str]], int] = {}
     for closing, path in inversions:
-        for i, edge in enumerate([closing, *path]):
+        edges = [closing, *path]
+        # One block per distinct set of code sites: the same two lines taken in
+        # opposite orders over many accounts are one mistake, not one per pair.
+        sites = frozenset((wg.format_site(e.first_site), wg.format_site(e.second_site)) for e in edges)
+        if sites in shown:
+            shown[sites] += 1
+            continue
+        shown[sites] = 0
+        for i, edge in enumerate(edges):
             parts.append("")
             parts.append(f"  {'while ' if i else ''}{thread_label(edge.thread)} took {edge.first.describe()}")
             parts.append(f"      at {wg.format_site(edge.first_site)}")
             parts.append(f"    then {edge.second.describe()}")
             parts.append(f"      at {wg.format_site(edge.second_site)}")
+    more = sum(shown.values())
+    if more:
+        parts.append("")
+        parts.append(
+            f"  and {more} more pair{'s' if more > 1 else ''} of locks taken at the same lines"
+        )
     return renumber("\n".join(parts))

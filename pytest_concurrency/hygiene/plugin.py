@@ -52,7 +52,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .._config import add, read
-from .._frames import call_site, format_stack, is_user_file, renumber, thread_label, user_site
+from .._frames import (
+    call_site,
+    format_stack,
+    is_user_file,
+    renumber,
+    thread_label,
+    user_site,
+    without_plugin_frames,
+)
 from ..deadlock import _waitgraph as wg
 from ..errors import DeadlockError
 from ..layout import exercise_name
@@ -154,7 +162,9 @@ class SessionHygiene:
         current = self.current
         if current is not None and current.strict:
             name = args.thread.name if args.thread is not None else "<unknown>"
-            text = "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
+            text = without_plugin_frames("".join(
+                traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback)
+            ))
             current.thread_errors.append(ThreadError(name, text))
             return
         self._previous_hook(args)

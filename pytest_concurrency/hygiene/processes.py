@@ -43,6 +43,8 @@ from typing import Any
 
 import psutil
 
+from .._frames import without_plugin_frames
+
 # Generous: the child's faulthandler writes at once, but this machine may be busy.
 DUMP_PATIENCE = 1.0
 KILL_PATIENCE = 3.0
@@ -235,6 +237,7 @@ def describe_with_stacks(processes: list[psutil.Process]) -> list[str]:
         lines.append(f"  {describe(process)}")
         stack = dump_stack(process)
         if stack:
+            stack = without_plugin_frames(stack)
             lines.extend("      " + line for line in stack.splitlines())
         else:
             lines.append("      (no Python stack: it does not answer SIGUSR1 with a dump; "

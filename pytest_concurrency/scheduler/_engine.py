@@ -389,6 +389,7 @@ class Scheduler:
 
     def _run_callable(self, record: ThreadRecord) -> None:
         """The body of a callable of run(), in a kept OS thread, holding the baton."""
+        __tracebackhide__ = True  # the error raised by run() shows the student's frames, not ours
         if self.aborting:
             return
         thread = record.thread

@@ -15,6 +15,7 @@ from .._frames import (
     code_site,
     cycle_text,
     describe_thread,
+    explain_stuck,
     find_cycle,
     is_user_file,
     names_in_stacks,
@@ -255,13 +256,22 @@ def _annotate(scheduler: Scheduler, trace_index: int, text: str) -> None:
 
 # ------------------------------------------------------------------ the story
 
+# The last run told as a story (a failing test's is the last one before its report),
+# and how many steps it had when first told (a deadlock is told before the threads
+# are unwound): the plugin draws its picture (``_picture``) for --race-story lanes
+# and --race-html.
+last_told: tuple[Scheduler, int] | None = None
 
-def format_story(scheduler: Scheduler, limit: int = 150, *, numbered: bool = True) -> str:
+
+def format_story(scheduler: Scheduler, limit: int = 40, *, numbered: bool = True) -> str:
     """The run as one line per step: thread, file:line, source, values read and written.
 
     A step, for a student, is a line of source run by one thread without a
     switch; the synchronisation calls made on that line are shown after it.
     """
+    global last_told
+    if last_told is None or last_told[0] is not scheduler:
+        last_told = (scheduler, len(scheduler.trace))
     names = [t.name for t in scheduler.threads]
     width = max((len(n) for n in names), default=2)
     switches: dict[int, tuple[int, int, str, Any]] = {}
@@ -315,7 +325,8 @@ def format_story(scheduler: Scheduler, limit: int = 150, *, numbered: bool = Tru
     if 0 in switches:
         lines.insert(0, f"{'':<{width}}  -- {names[switches[0][1]]} starts first --")
     if len(lines) > limit:
-        keep = set(range(0, 10)) | set(range(len(lines) - limit // 2, len(lines)))
+        # A long run keeps its start, its end and the steps around each switch.
+        keep = set(range(0, 4)) | set(range(len(lines) - 8, len(lines)))
         for i, text in enumerate(lines):
             if text.lstrip().startswith("--"):
                 keep.update(range(i - 3, i + 4))
@@ -324,7 +335,7 @@ def format_story(scheduler: Scheduler, limit: int = 150, *, numbered: bool = Tru
         for i, text in enumerate(lines):
             if i in keep:
                 if skipped:
-                    shown.append(f"{'':<{width}}  ... {skipped} lines ...")
+                    shown.append(f"{'':<{width}}  ... {skipped} steps without a switch ...")
                     skipped = 0
                 shown.append(text)
             else:
@@ -449,12 +460,15 @@ def describe_deadlock(scheduler: Scheduler) -> str:
     if cycle:
         lines.append(f"  cycle: {cycle_text([t.name for t in cycle])} (each waits for the next)")
     else:
-        lines.append(
-            "  no cycle of lock owners: a thread waits for a notify, an Event, a queue item or "
-            "a thread that will never come (a lost wakeup, a missing notify or sentinel?)"
-        )
+        misuse = explain_stuck(frames.get(t.ident) if t.ident is not None else None for t in live)
+        lines.extend(f"  {note}" for note in misuse)
+        if not misuse:
+            lines.append(
+                "  no cycle of lock owners: a thread waits for a notify, an Event, a queue item "
+                "or a thread that will never come (a lost wakeup, a missing notify or sentinel?)"
+            )
     if scheduler.trace:
-        lines.append(format_story(scheduler, limit=60, numbered=False))
+        lines.append(format_story(scheduler, numbered=False))
     return renumber("\n".join(lines))
 
 

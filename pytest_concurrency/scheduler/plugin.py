@@ -2,7 +2,8 @@
 
 A test given ``schedules()`` gets the controlled primitives from before its
 fixtures run until after its teardown, and settings that suit controlled runs
-(no deadline; derandomized for exercise tests and in CI).  The strategy
+(no deadline; derandomized for exercise tests and in CI; no explain phase,
+whose lines would be the scheduler's; one failure at a time, no ExceptionGroup).  The strategy
 itself is ``strategy.py``.
 """
 
@@ -13,8 +14,10 @@ from typing import Any
 
 import pytest
 
-from .._config import Setting, flag, read
+from .._config import Setting, add, choice, flag, path_to, read
+from .._frames import without_plugin_stacks
 from ..layout import in_exercise_folder
+from . import _report
 from ._patching import end_of_test, install_for_test
 from .strategy import uses_schedules
 
@@ -23,6 +26,23 @@ CI = Setting(
     help="set (to anything) by CI services: schedule tests draw the same schedules on every run",
 )
 
+RACE_HTML = Setting(
+    "race_html", option="--race-html", metavar="DIR", parse=path_to("anything"), default=None,
+    help="write DIR/<test>.html for each failing schedule test: the interleaving as an SVG "
+    "timeline, one lane per thread",
+)
+RACE_STORY = Setting(
+    "race_story", option="--race-story", metavar="list|lanes", parse=choice("list", "lanes"),
+    default="list", shown_default="list",
+    help="how a failing schedule test shows its interleaving: the list of steps, or also as "
+    "lanes, one column per thread (within 100 columns)",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """--race-html DIR and --race-story."""
+    add(parser, RACE_HTML, RACE_STORY)
+
 
 def _sensible_settings(item: pytest.Item) -> None:
     """Defaults for schedule tests, on top of (never instead of) the test's own @settings."""
@@ -30,7 +50,7 @@ def _sensible_settings(item: pytest.Item) -> None:
     if function is None or not uses_schedules(function):
         return
     # Only now: importing Hypothesis costs a suite that never uses it a quarter second.
-    from hypothesis import HealthCheck, settings
+    from hypothesis import HealthCheck, Phase, settings
 
     current = getattr(function, "_hypothesis_internal_use_settings", None) or settings.default
     if current is None:  # no profile loaded: nothing to add to
@@ -45,6 +65,13 @@ def _sensible_settings(item: pytest.Item) -> None:
         if check not in suppressed:
             suppressed.append(check)
     changes["suppress_health_check"] = suppressed
+    if Phase.explain in current.phases:
+        # Its "lines always and only run by failing cases" are the scheduler's own
+        # lines (the thread that blocks last): it cannot help in a schedule test.
+        changes["phases"] = [phase for phase in current.phases if phase is not Phase.explain]
+    if current.report_multiple_bugs == settings.get_profile("default").report_multiple_bugs:
+        # One story at a time: two distinct failures would come as an ExceptionGroup.
+        changes["report_multiple_bugs"] = False
     if not current.derandomize and (read(item.config, CI) or in_exercise_folder(item.path)):
         # A grade must not depend on luck: the same schedules on every run.
         changes["derandomize"] = True
@@ -76,3 +103,49 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
         return (yield)
     finally:
         end_of_test()
+
+
+def _page_name(nodeid: str) -> str:
+    """``exercises/06_locks/test_bank.py::test_x[1]`` -> ``06_locks.test_bank.test_x-1.html``."""
+    path, _, name = nodeid.partition("::")
+    parts = [p for p in path.removesuffix(".py").split("/") if p][-2:]
+    cleaned = "".join(c if c.isalnum() or c in "_-." else "-" for c in ".".join([*parts, name]))
+    return cleaned.strip("-") + ".html"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """A failing schedule test's interleaving as a picture: lanes, an HTML page."""
+    report: pytest.TestReport = yield
+    if report.failed and report.sections:
+        # pytest-timeout dumps every thread's stack: the plugin's own threads and
+        # frames are not the student's (the plugin's snapshot says what matters).
+        report.sections = [
+            (title, without_plugin_stacks(text) if title.startswith("Captured") else text)
+            for title, text in report.sections
+        ]
+    if call.when == "setup":
+        _report.last_told = None
+    if call.when != "call":
+        return report
+    told, _report.last_told = _report.last_told, None
+    function = getattr(item, "obj", None)
+    if not report.failed or told is None or function is None or not uses_schedules(function):
+        return report
+    html_dir, show_lanes = read(item.config, RACE_HTML), read(item.config, RACE_STORY) == "lanes"
+    if html_dir is None and not show_lanes:
+        return report
+    from . import _picture
+
+    timeline = _picture.timeline_of(*told)
+    if not timeline.steps:
+        return report
+    if show_lanes:
+        report.sections.append(("the interleaving as lanes", _picture.lanes(timeline)))
+    if html_dir is not None:
+        message = str(call.excinfo.value) if call.excinfo is not None else ""
+        html_dir.mkdir(parents=True, exist_ok=True)
+        page = html_dir / _page_name(item.nodeid)
+        page.write_text(_picture.html_page(timeline, item.nodeid, message), encoding="utf-8")
+        report.sections.append(("the interleaving as a picture", f"written to {page}"))
+    return report
