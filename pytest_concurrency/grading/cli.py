@@ -19,6 +19,7 @@ and ``watch`` (``watch.py``), work on the kit in the current folder or
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -137,7 +138,11 @@ def _student(args: argparse.Namespace) -> int:
     except student.StudentError as error:
         print(f"pytest-concurrency {args.command}: {error}", file=sys.stderr)
         return 2
-    print("\n".join(lines))
+    try:
+        print("\n".join(lines), flush=True)
+    except BrokenPipeError:  # `pytest-concurrency list | head`
+        # Python's advice: point stdout at devnull, so the flush at exit fails no more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import termios
+import textwrap
 import threading
 import time
 import tty
@@ -163,12 +164,13 @@ class Watch:
             body.append(f"running {self.exercise} ({self.why}) ...")
         elif self.last is not None:
             body.extend(self._result())
-        tail = ["", *self.extra, "", KEYS] if self.extra else ["", KEYS]
+        body = _wrap(body, columns)
+        tail = ["", *_wrap(self.extra, columns), "", KEYS] if self.extra else ["", KEYS]
         room = max(3, rows - len(head) - len(tail) - 1)
         if len(body) > room:
             cut = len(body) - room + 1
             body = [*body[: room - 1], f"... {cut} more lines: pytest exercises/{self.exercise} -x"]
-        lines = [line[:columns] if len(line) > columns else line for line in head + body + tail]
+        lines = [line[:columns] for line in head + body + tail]
         sys.stdout.write(CLEAR + "\n".join(lines) + "\n")
         sys.stdout.flush()
 
@@ -255,6 +257,20 @@ class Watch:
         sys.stdout.write("\nstopped watching.\n")
         sys.stdout.flush()
         return 0
+
+
+def _wrap(lines: list[str], columns: int) -> list[str]:
+    """Lines that fit the terminal: prose wrapped at spaces, code and tracebacks cut in pieces."""
+    wrapped: list[str] = []
+    width = max(20, columns)
+    for line in lines:
+        if len(line) <= width:
+            wrapped.append(line)
+        elif line.startswith((" ", "E ", ">")):
+            wrapped.extend(line[i:i + width] for i in range(0, len(line), width))
+        else:
+            wrapped.extend(textwrap.wrap(line, width, subsequent_indent="  ", break_on_hyphens=False))
+    return wrapped
 
 
 def _interrupt(number: int, frame: object) -> None:
