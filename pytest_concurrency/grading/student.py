@@ -182,7 +182,8 @@ class Run:
     exit_code: int
 
 
-def pytest_command(exercise: str) -> list[str]:
+def exercise_command(exercise: str) -> list[str]:
+    """The command line of a student's run of one exercise."""
     return [sys.executable, "-m", "pytest", f"exercises/{exercise}", "-q", "-p", "no:cacheprovider",
             "--color=no"]
 
@@ -193,7 +194,7 @@ def start_run(kit: StudentKit, exercise: str, out: Path) -> subprocess.Popen[str
     with contextlib.suppress(FileNotFoundError):
         out.unlink()
     env = {**os.environ, PROGRESS_ENV: str(out), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.Popen(pytest_command(exercise), cwd=kit.root, env=env, text=True,
+    return subprocess.Popen(exercise_command(exercise), cwd=kit.root, env=env, text=True,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
 
