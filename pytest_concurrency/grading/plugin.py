@@ -62,6 +62,7 @@ TAMPER_CHECK = Setting(
 
 gradebook_key = pytest.StashKey[GradeBook]()
 _phases_key = pytest.StashKey[dict[str, list[pytest.TestReport]]]()
+_progress_key = pytest.StashKey[str | None]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,6 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
     _json_path(config)
     config.stash[gradebook_key] = GradeBook()
     config.stash[_phases_key] = {}
+    # Taken out, so that pytest runs the student's code starts (isolated tests) do not write it.
+    config.stash[_progress_key] = os.environ.pop(PROGRESS_ENV, None)
 
 
 def points_of(item: pytest.Item) -> float:
@@ -224,7 +227,7 @@ class _Recorder:
             self.book.notes.append(_edited_note(edited, tamper_mode(self.config)))
         if self.json_path:
             write_gradescope(self.book, self.json_path)
-        progress = os.environ.get(PROGRESS_ENV)
+        progress = self.config.stash.get(_progress_key, None)
         if progress and not hasattr(self.config, "workerinput"):
             write_atomically(Path(progress), json.dumps(book_as_json(self.book, self.config)))
 
