@@ -57,13 +57,41 @@ def graded_name(path: Path, nodeid: str) -> str:
     return f"{relative}::{test_part}"
 
 
-def first_hint(readme: Path) -> str | None:
-    """The first paragraph of the README's first hint (``<summary>Hint 1…``)."""
+_HINT = re.compile(r"<summary>\s*Hint\s+(\d+)[^<]*</summary>(.*?)</details>", re.S)
+
+
+def hints(readme: Path) -> dict[int, str]:
+    """Every hint of the README (``<details><summary>Hint N</summary>…</details>``), by number,
+    as written (Markdown, surrounding blank lines dropped); {} when the file cannot be read.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     readme = Path(tmp, "README.md")
+    ...     _ = readme.write_text("<details><summary>Hint 2</summary>\\n\\nTake locks in order.\\n</details>")
+    ...     hints(readme)
+    {2: 'Take locks in order.'}
+    """
     try:
         text = readme.read_text(encoding="utf-8")
     except OSError:
+        return {}
+    found: dict[int, str] = {}
+    for match in _HINT.finditer(text):
+        found.setdefault(int(match.group(1)), match.group(2).strip())
+    return dict(sorted(found.items()))
+
+
+def hint_paragraph(readme: Path, number: int) -> str | None:
+    """The first paragraph of hint ``number`` that is prose, not code, on one line (what the
+    score table shows)."""
+    text = hints(readme).get(number)
+    if not text:
         return None
-    match = re.search(r"<summary>\s*Hint 1[^<]*</summary>\s*(.+?)(?:\n\s*\n|</details>)", text, re.S)
-    if not match:
-        return None
-    return " ".join(match.group(1).split())
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    prose = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return " ".join(prose[0].split()) if prose else None
+
+
+def first_hint(readme: Path) -> str | None:
+    """The first paragraph of the README's first hint (``<summary>Hint 1…``)."""
+    return hint_paragraph(readme, 1)

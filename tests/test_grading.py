@@ -248,3 +248,56 @@ def test_the_manifest_is_current():
         # While the catalogue is being written the manifest lags behind on purpose.
         pytest.skip(message + " (enforced once pytest.ini sets tamper_check = enforce)")
     pytest.fail(message)
+
+
+def test_the_hint_follows_the_first_failing_test_that_names_one(kit):
+    make(kit, {
+        **exercise("06_a", "a", """
+            def test_plain():
+                assert a.value() == 1
+
+            @pytest.mark.hint(2)
+            def test_order():
+                assert a.value() == 3, "the locks were taken in argument order"
+        """, impl="def value():\n    return 2\n"),
+        "exercises/06_a/README.md": "# 06\n\n<details><summary>Hint 1</summary>\n\nOne lock each.\n"
+                                    "</details>\n\n<details><summary>Hint 2</summary>\n\n"
+                                    "Take the locks in one order.\n\nMore.\n</details>\n",
+    })
+    result, _ = run(kit)
+    result.stdout.fnmatch_lines(["next: 06_a (failing)*", "hint 2: Take the locks in one order."])
+    assert "hint 1" not in result.stdout.str()
+
+
+def test_a_stub_gets_hint_1_whatever_its_tests_name(kit):
+    make(kit, {
+        **exercise("06_a", "a", "@pytest.mark.hint(2)\ndef test_v():\n    assert a.value() == 1\n"),
+        "exercises/06_a/README.md": "<details><summary>Hint 1</summary>\n\nFirst.\n</details>\n"
+                                    "<details><summary>Hint 2</summary>\n\nSecond.\n</details>\n",
+    })
+    result, _ = run(kit)
+    result.stdout.fnmatch_lines(["hint 1: First."])
+
+
+@pytest.mark.parametrize("bad", ["0", "'two'", "1.5"])
+def test_a_bad_hint_marker_is_a_usage_error_naming_the_test(kit, bad):
+    make(kit, exercise("01_a", "a", f"@pytest.mark.hint({bad})\ndef test_h():\n    pass\n"))
+    result = kit.runpytest_subprocess("exercises")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_a.py::test_h: @pytest.mark.hint takes one hint number*"])
+
+
+def test_every_exercise_passes_is_said_only_of_a_run_over_the_whole_kit(kit):
+    passing = "def value():\n    return 1\n"
+    make(kit, {
+        **exercise("01_a", "a", "def test_v():\n    assert a.value() == 1\n", passing),
+        **exercise("02_b", "b", "def test_v():\n    assert b.value() == 1\n\n"
+                                "def test_w():\n    assert b.value() == 1\n", passing),
+    })
+    whole, _ = run(kit)
+    whole.stdout.fnmatch_lines(["Every exercise passes. Well done!"])
+    one = kit.runpytest_inprocess("exercises/02_b")
+    one.stdout.fnmatch_lines(["02_b passes; `pytest exercises/` runs the whole kit."])
+    assert "Every exercise passes" not in one.stdout.str()
+    some = kit.runpytest_inprocess("exercises", "-k", "test_w")
+    assert "Every exercise passes" not in some.stdout.str()

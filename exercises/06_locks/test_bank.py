@@ -96,6 +96,7 @@ def test_total_adds_up_the_balances():
 # -- threads: the races --------------------------------------------------------------------------
 
 
+@pytest.mark.hint(2)
 @pytest.mark.points(2)
 @settings(max_examples=5)
 @given(schedules(max_steps=MAX_STEPS))
@@ -112,6 +113,7 @@ def test_a_transfer_can_take_a_lock_it_already_holds(schedule):
     assert balances(a, b) == [90, 10]
 
 
+@pytest.mark.hint(1)
 @pytest.mark.points(3)
 def test_no_deposit_is_lost():
     bank.Account(0).deposit(1)  # not written yet: fail here, as "not started"
@@ -133,6 +135,7 @@ def test_no_deposit_is_lost():
     assert explore_all(scenario, max_preemptions=1).exhausted
 
 
+@pytest.mark.hint(1)
 @pytest.mark.points(3)
 def test_concurrent_withdrawals_never_overdraw():
     bank.Account(100).withdraw(1)  # not written yet: fail here, as "not started"
@@ -156,6 +159,7 @@ def test_concurrent_withdrawals_never_overdraw():
     assert explore_all(scenario, max_preemptions=1).exhausted
 
 
+@pytest.mark.hint(2)
 @pytest.mark.points(3)
 @given(schedules(max_steps=MAX_STEPS))
 def test_opposite_transfers_never_deadlock(schedule):
@@ -193,6 +197,7 @@ def test_total_is_a_consistent_snapshot_during_transfers(schedule):
     assert balances(a, b, c) == [70, 40, 40], f"after the transfers a, b, c are {balances(a, b, c)}"
 
 
+@pytest.mark.hint(2)
 @pytest.mark.points(2)
 def test_money_is_conserved_under_many_real_threads():
     accounts = [bank.Account(1000) for _ in range(4)]

@@ -9,17 +9,24 @@ folder) with the kit's own tests, each exercise in a supervised child process,
 and writes the report.  Exit status 0 whenever a grade was produced, whatever
 the score; 2 for a bad command line, 3 when grading itself could not run,
 128 + N after signal N (the report is written first).
+
+``grade-all DIR`` grades every folder of DIR that way (``grade_all.py``).  The
+student's commands, ``list``, ``next``, ``hint``, ``reset`` (``student.py``)
+and ``watch`` (``watch.py``), work on the kit in the current folder or
+``--kit DIR``; a bad exercise name or folder is exit status 2, one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
 from pathlib import Path
 
 from .._config import Setting, path_to, read_env
+from . import grade_all, student, watch
 from .formats import FORMATS, render, score_table_lines, write_report
 from .model import GradeBook
 from .supervisor import GradingError, Kit, Limits, Supervisor, become_subreaper
@@ -82,7 +89,61 @@ def _parser() -> argparse.ArgumentParser:
                             "share what is left of S seconds from its first test, and are not run "
                             f"once it is spent; 0 for none (default: {defaults.budget:g})")
     grade.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    grade_all.add_parser(commands)
+    _student_parsers(commands)
     return parser
+
+
+STUDENT_COMMANDS = {
+    "list": ("every exercise: status, points, a bar (from your last run of each)", None),
+    "next": ("the exercise to work on now", None),
+    "hint": ("the next hint of an exercise (each call shows the next one)", "?"),
+    "reset": ("restore an exercise's stub; your file is kept as a backup", 1),
+    "watch": ("run an exercise on every save of its module; keys h, l, r, q", "?"),
+}
+
+
+def _student_parsers(commands: argparse._SubParsersAction) -> None:
+    for name, (text, exercise) in STUDENT_COMMANDS.items():
+        command = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        if exercise == 1:
+            command.add_argument("exercise", metavar="EXERCISE",
+                                 help="the exercise: 06_locks, 06 or locks")
+        elif exercise == "?":
+            command.add_argument("exercise", metavar="EXERCISE", nargs="?", default=None,
+                                 help="the exercise: 06_locks, 06 or locks (default: the first "
+                                      "one not passed)")
+        command.add_argument("--kit", metavar="DIR", default=None,
+                             help="the kit (default: the current folder, or the one above it "
+                                  "that holds exercises/)")
+
+
+def _student(args: argparse.Namespace) -> int:
+    try:
+        kit = student.StudentKit.find(args.kit)
+        exercise = getattr(args, "exercise", None)
+        exercise = kit.resolve(exercise) if exercise is not None else None
+        progress = student.Progress.load(kit)
+        if args.command == "watch":
+            return watch.watch(kit, exercise)
+        if args.command == "list":
+            lines = student.list_lines(kit, progress)
+        elif args.command == "next":
+            lines = student.next_lines(kit, progress)
+        elif args.command == "hint":
+            lines = student.next_hint(kit, exercise or progress.current(kit), progress)
+        else:
+            assert exercise is not None
+            lines = student.reset(kit, exercise)
+    except student.StudentError as error:
+        print(f"pytest-concurrency {args.command}: {error}", file=sys.stderr)
+        return 2
+    try:
+        print("\n".join(lines), flush=True)
+    except BrokenPipeError:  # `pytest-concurrency list | head`
+        # Python's advice: point stdout at devnull, so the flush at exit fails no more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
 
 
 def _outputs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[tuple[str, Path | None]]:
@@ -190,5 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "grade":
         return grade(args, parser)
+    if args.command == "grade-all":
+        return grade_all.grade_all(args, parser)
+    if args.command in STUDENT_COMMANDS:
+        return _student(args)
     parser.error(f"unknown command {args.command}")
     return 2

@@ -55,6 +55,7 @@ class TestResult:
     message: str = ""
     duration: float = 0.0
     edited: bool = False  # its test file differs from the manifest (tamper_check = enforce)
+    hint: int | None = None  # the README's hint that fits this test's failure (marker ``hint(n)``)
 
     @property
     def score(self) -> float:
@@ -123,6 +124,20 @@ class ExerciseGrade:
         if self.incident is not None:
             return self.incident[1]
         return next((t.message for t in self.tests if t.outcome == BROKEN), "")
+
+    @property
+    def first_failure(self) -> TestResult | None:
+        """The first test that failed for a reason worth reading (not a stub, not a skip)."""
+        return next((t for t in self.tests if not t.passed and t.outcome not in (NOT_STARTED, NOT_RUN, SKIPPED)),
+                    None)
+
+    @property
+    def hint_number(self) -> int:
+        """The hint to show first: the one named by the first failing test that names one
+        (``@pytest.mark.hint(n)``), else hint 1."""
+        failing = (t for t in self.tests if t.hint and not t.passed
+                   and t.outcome not in (NOT_STARTED, NOT_RUN, SKIPPED))
+        return next((t.hint for t in failing if t.hint), 1)
 
 
 @dataclass

@@ -18,6 +18,8 @@ lists the edited copies and runs the kit's own (see ``supervisor.py``).
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Generator
 from pathlib import Path
@@ -26,8 +28,8 @@ import pytest
 
 from .._config import Setting, add, choice, path_to, read
 from ..errors import ImplementationError
-from ..layout import exercise_folder, first_hint, graded_name
-from .formats import points_text, score_table_lines, write_gradescope
+from ..layout import exercise_folder, graded_name, hint_paragraph
+from .formats import points_text, score_table_lines, write_atomically, write_gradescope
 from .manifest import check_against_manifest
 from .model import (
     BROKEN,
@@ -45,6 +47,11 @@ GRADE_JSON = Setting(
          "test, so a run that is killed still leaves what finished)",
 )
 POINTS_HELP = "points(n): the test's weight in the grade (default 1)"
+HINT_HELP = ("hint(n): the README's hint n fits this test's failure; the score table and "
+             "`pytest-concurrency watch` show it when this is the exercise's first failing test")
+# Set by the student commands (grading/student.py) for the pytest they run: where to write
+# the grade book as JSON at the end of the session.  A handshake, not a setting.
+PROGRESS_ENV = "PYTEST_CONCURRENCY_PROGRESS_OUT"
 TAMPER_CHECK_MODES = ("report", "enforce", "off")
 TAMPER_CHECK = Setting(
     "tamper_check", option="--tamper-check", metavar="MODE", parse=choice(*TAMPER_CHECK_MODES),
@@ -55,6 +62,7 @@ TAMPER_CHECK = Setting(
 
 gradebook_key = pytest.StashKey[GradeBook]()
 _phases_key = pytest.StashKey[dict[str, list[pytest.TestReport]]]()
+_progress_key = pytest.StashKey[str | None]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,10 +73,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Check the grading settings before anything runs, and open an empty grade book."""
     config.addinivalue_line("markers", f"{POINTS_HELP}")
+    config.addinivalue_line("markers", HINT_HELP)
     tamper_mode(config)  # a bad value is a usage error before anything runs
     _json_path(config)
     config.stash[gradebook_key] = GradeBook()
     config.stash[_phases_key] = {}
+    # Taken out, so that pytest runs the student's code starts (isolated tests) do not write it.
+    config.stash[_progress_key] = os.environ.pop(PROGRESS_ENV, None)
 
 
 def points_of(item: pytest.Item) -> float:
@@ -83,6 +94,19 @@ def points_of(item: pytest.Item) -> float:
     return float(value)
 
 
+def hint_of(item: pytest.Item) -> int | None:
+    """The README hint that ``@pytest.mark.hint(n)`` names for this test's failure, if any."""
+    marker = item.get_closest_marker("hint")
+    if marker is None:
+        return None
+    value = marker.args[0] if marker.args else marker.kwargs.get("n")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.hint takes one hint number (1, 2, ...), got {marker.args!r}"
+        )
+    return value
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Put every exercise test in the grade book, with its points, before anything runs."""
     book = config.stash[gradebook_key]
@@ -94,8 +118,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # Carried by every report, so the xdist controller and JUnit XML see them too.
         item.user_properties.append(("exercise", folder.name))
         item.user_properties.append(("points", points))
+        hint = hint_of(item)
+        if hint is not None:
+            item.user_properties.append(("hint", hint))
         name = graded_name(item.path, item.nodeid)
-        result = TestResult(name, folder.name, points, folder / "README.md")
+        result = TestResult(name, folder.name, points, folder / "README.md", hint=hint)
         result.edited = _is_edited(config, item.path)
         book.results[item.nodeid] = result
 
@@ -163,6 +190,8 @@ def _result_for(book: GradeBook, config: pytest.Config, report: pytest.TestRepor
         folder / "README.md" if folder else None,
     )
     result.edited = _is_edited(config, path)
+    hint = props.get("hint")
+    result.hint = hint if isinstance(hint, int) else None
     book.results[report.nodeid] = result
     return result
 
@@ -198,6 +227,14 @@ class _Recorder:
             self.book.notes.append(_edited_note(edited, tamper_mode(self.config)))
         if self.json_path:
             write_gradescope(self.book, self.json_path)
+        progress = self.config.stash.get(_progress_key, None)
+        if progress and not hasattr(self.config, "workerinput"):
+            write_atomically(Path(progress), json.dumps(book_as_json(self.book, self.config)))
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        """Remember that some exercise tests were left out: the run did not cover the kit."""
+        if any(exercise_folder(item.path) for item in items):
+            self.config.stash[_partial_key] = True
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         """Show the score table and what to do next."""
@@ -205,6 +242,34 @@ class _Recorder:
             write_score_table(self.book, terminalreporter, self.config)
         for note in self.book.notes:
             terminalreporter.write_line(note, yellow=True)
+
+
+_partial_key = pytest.StashKey[bool]()
+
+
+def covered_every_exercise(book: GradeBook, config: pytest.Config) -> bool:
+    """Did this run grade every exercise of the kit, every test of each (no -k, no one folder)?"""
+    if config.stash.get(_partial_key, False):
+        return False
+    folders = {t.readme.parent for t in book.results.values() if t.readme is not None}
+    kits = {folder.parent for folder in folders}
+    if len(kits) != 1:
+        return False
+    (kit,) = kits
+    every = {p for p in kit.iterdir() if p.is_dir() and exercise_folder(p) == p}
+    return every <= folders
+
+
+def book_as_json(book: GradeBook, config: pytest.Config) -> dict:
+    """The grade book for the student commands: every test's outcome, message and hint."""
+    return {
+        "covered_every_exercise": covered_every_exercise(book, config),
+        "tests": [
+            {"name": r.name, "exercise": r.exercise, "points": r.points, "outcome": r.outcome,
+             "passed": r.passed, "message": r.explanation, "hint": r.hint}
+            for r in book.results.values()
+        ],
+    }
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -291,7 +356,11 @@ def write_score_table(book: GradeBook, reporter, config: pytest.Config) -> None:
             reporter.write_line(f"{ex.name}: {ex.problem}", red=True)
     upcoming = next((e for e in exercises if e.status != "passed"), None)
     if upcoming is None:
-        reporter.write_line("Every exercise passes. Well done!", green=True, bold=True)
+        if covered_every_exercise(book, config):
+            reporter.write_line("Every exercise passes. Well done!", green=True, bold=True)
+        else:
+            ran = exercises[0].name if len(exercises) == 1 else "Every exercise of this run"
+            reporter.write_line(f"{ran} passes; `pytest exercises/` runs the whole kit.", green=True)
         return
     readme = next((t.readme for t in upcoming.tests if t.readme), None)
     where = ""
@@ -301,6 +370,7 @@ def write_score_table(book: GradeBook, reporter, config: pytest.Config) -> None:
         except ValueError:
             where = f": read {readme}"
     reporter.write_line(f"next: {upcoming.name} ({upcoming.status}){where}", bold=True)
-    hint = first_hint(readme) if readme else None
+    number = upcoming.hint_number
+    hint = hint_paragraph(readme, number) if readme else None
     if hint and upcoming.status in (NOT_STARTED, "failing"):
-        reporter.write_line(f"hint 1: {hint}")
+        reporter.write_line(f"hint {number}: {hint}")
