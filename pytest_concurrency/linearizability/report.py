@@ -17,9 +17,10 @@ _WIDTH = 30  # a column's width, at most
 
 
 def format_failure(
-    scenario: Scenario, history: Sequence[Call], verdict: Verdict, obj: Any, deadlock: DeadlockError | None
+    scenario: Scenario, history: Sequence[Call], verdict: Verdict, obj: Any, deadlock: DeadlockError | None,
+    name: str | None = None,
 ) -> str:
-    name = type(obj).__name__
+    name = name or type(obj).__name__
     lines = [f"{name} is not linearizable: no sequential order of these calls explains their results."]
     if verdict.ok and deadlock is not None:
         lines[0] = f"{name}: the threads of this scenario deadlocked, with no call left waiting."

@@ -94,13 +94,17 @@ class Scenario:
         initial: Hashable,
         *,
         cleanup: Callable[[Any], Any] | None = None,
+        name: str | None = None,
+        starts_threads: bool = False,
     ) -> list[Call]:
         """Run the scenario on ``make()`` under ``schedule``; raise :class:`NotLinearizable`
         unless ``model``, from state ``initial``, explains every result.
 
         ``make``, the set-up part, the after part and ``cleanup(obj)`` (not checked,
-        e.g. a pool's shutdown) run in one more controlled thread, before and after
-        the scenario's threads.  Returns the history.
+        e.g. a pool's shutdown) run in the test's thread, before and after the
+        controlled run of the scenario's threads; with ``starts_threads=True`` (a
+        pool whose ``make()`` starts workers) in one more controlled thread.  ``name`` is what the failure calls the structure
+        (by default the class of ``make()``).  Returns the history.
         """
         __tracebackhide__ = True
         history = self.history
@@ -117,8 +121,8 @@ class Scenario:
             history.append(record)
             try:
                 record.value = step.operation.call(made[0], *step.args)
-            except ConcurrencyError:
-                raise
+            except (ConcurrencyError, NotImplementedError):
+                raise  # not a result: a stub, or the scheduler's verdict
             except Exception as error:  # noqa: BLE001 - a result like any other, for the model to judge
                 record.error = error
                 record.site = _raised_at(error)
@@ -137,6 +141,10 @@ class Scenario:
 
         def lane(thread: int, steps: tuple[Step, ...]) -> Callable[[], None]:
             def run() -> None:
+                if not starts_threads:
+                    for step in steps:
+                        call(thread, "", step)
+                    return
                 ready.wait()
                 for step in steps:
                     call(thread, "", step)
@@ -148,17 +156,31 @@ class Scenario:
             return run
 
         deadlock: DeadlockError | None = None
+        lanes = [lane(i, steps) for i, steps in enumerate(self.threads, 1)]
         try:
-            schedule.run(main, *(lane(i, steps) for i, steps in enumerate(self.threads, 1)))
+            if starts_threads:
+                schedule.run(main, *lanes)
+            else:
+                # Outside the controlled run, so that every preemption lands in a lane.
+                made.append(make())
+                for step in self.setup:
+                    call(0, "set-up", step)
+                ready.set()
+                schedule.run(*lanes)
         except DeadlockError as error:
             deadlock = error
+        if not starts_threads and deadlock is None:
+            for step in self.after:
+                call(0, "after", step)
+            if cleanup is not None:
+                cleanup(made[0])
         if not made:
             return history
         verdict = check(history, model, initial)
         pending = [c for c in history if c.end is None]
         if verdict.ok and (deadlock is None or pending):
             return history
-        raise NotLinearizable(format_failure(self, history, verdict, made[0], deadlock))
+        raise NotLinearizable(format_failure(self, history, verdict, made[0], deadlock, name))
 
 
 def scenarios(
@@ -170,11 +192,14 @@ def scenarios(
     max_setup: int = 2,
     after: Sequence[Operation] | None = None,
     max_after: int = 2,
+    final: Sequence[Operation] = (),
 ) -> SearchStrategy[Scenario]:
     """A Hypothesis strategy of :class:`Scenario` s: ``threads`` (fewest, most) threads of
     ``calls`` (fewest, most) calls each, drawn from ``operations``; up to ``max_setup``
     calls before them and ``max_after`` after them (from ``setup`` and ``after``,
-    by default the same operations).  Shrinks to fewer threads and calls.
+    by default the same operations), then one call of each of ``final`` (an
+    observer such as ``balances``, so that a lost update always shows).
+    Shrinks to fewer threads and calls.
     """
     from hypothesis import strategies as st
 
@@ -183,7 +208,13 @@ def scenarios(
     if not 1 <= threads[0] <= threads[1] or not 1 <= calls[0] <= calls[1]:
         raise ValueError(f"scenarios(): threads={threads} and calls={calls} must be (fewest, most), at least 1")
 
-    def steps(ops: Sequence[Operation]) -> SearchStrategy[Step]:
+    def steps_of(operation: Operation) -> SearchStrategy[Step]:
+        return st.tuples(*operation.args).map(lambda args: Step(operation, args))
+
+    def steps(ops: Sequence[Operation]) -> SearchStrategy[Step] | None:
+        if not ops:
+            return None
+
         @st.composite
         def one(draw: Any) -> Step:
             operation = draw(st.sampled_from(list(ops)))
@@ -192,15 +223,16 @@ def scenarios(
         return one()
 
     in_threads = steps(operations)
-    before = steps(setup if setup is not None else operations)
-    behind = steps(after if after is not None else operations)
+    before = steps(setup if setup is not None else operations) if setup != () else None
+    behind = steps(after if after is not None else operations) if after != () else None
 
     @st.composite
     def scenario(draw: Any) -> Scenario:
         n = draw(st.integers(*threads))
         lanes = tuple(tuple(draw(st.lists(in_threads, min_size=calls[0], max_size=calls[1]))) for _ in range(n))
-        first = tuple(draw(st.lists(before, max_size=max_setup))) if max_setup else ()
-        last = tuple(draw(st.lists(behind, max_size=max_after))) if max_after else ()
+        first = tuple(draw(st.lists(before, max_size=max_setup))) if max_setup and before is not None else ()
+        last = tuple(draw(st.lists(behind, max_size=max_after))) if max_after and behind is not None else ()
+        last += tuple(draw(st.tuples(*(steps_of(op) for op in final))))
         return Scenario(first, lanes, last)
 
     return scenario()
