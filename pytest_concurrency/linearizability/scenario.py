@@ -74,6 +74,8 @@ class Scenario:
     threads: tuple[tuple[Step, ...], ...]
     after: tuple[Step, ...]
     history: list[Call] = field(default_factory=list, compare=False, repr=False)
+    callers: set[threading.Thread] = field(default_factory=set, compare=False, repr=False)
+    """The threads that make the calls (the scenario's own, not the structure's workers)."""
 
     def __repr__(self) -> str:
         def steps(part: Sequence[Step]) -> str:
@@ -109,6 +111,8 @@ class Scenario:
         __tracebackhide__ = True
         history = self.history
         history.clear()
+        self.callers.clear()
+        self.callers.add(threading.current_thread())
         clock = itertools.count()
         ready = threading.Event()
         finished = threading.Event()
@@ -129,6 +133,7 @@ class Scenario:
             record.end = next(clock)
 
         def main() -> None:
+            self.callers.add(threading.current_thread())
             made.append(make())
             for step in self.setup:
                 call(0, "set-up", step)
@@ -141,6 +146,7 @@ class Scenario:
 
         def lane(thread: int, steps: tuple[Step, ...]) -> Callable[[], None]:
             def run() -> None:
+                self.callers.add(threading.current_thread())
                 if not starts_threads:
                     for step in steps:
                         call(thread, "", step)
