@@ -109,6 +109,8 @@ class Scenario:
         (by default the class of ``make()``).  Returns the history.
         """
         __tracebackhide__ = True
+        from ..scheduler.schedule import Schedule
+
         history = self.history
         history.clear()
         self.callers.clear()
@@ -167,19 +169,33 @@ class Scenario:
             if starts_threads:
                 schedule.run(main, *lanes)
             else:
-                # Outside the controlled run, so that every preemption lands in a lane.
+                # make() outside the controlled run of the lanes, so that every preemption
+                # lands in a lane; the set-up and after parts in runs of their own, one
+                # thread each, where a call that would wait for ever is seen as such.
                 made.append(make())
-                for step in self.setup:
-                    call(0, "set-up", step)
+                if self.setup:
+                    try:
+                        Schedule().run(lambda: [call(0, "set-up", step) for step in self.setup])
+                    except DeadlockError:
+                        from hypothesis import reject
+
+                        reject()  # a set-up call waits for ever: not a scenario worth running
                 ready.set()
                 schedule.run(*lanes)
         except DeadlockError as error:
             deadlock = error
-        if not starts_threads and deadlock is None:
-            for step in self.after:
-                call(0, "after", step)
-            if cleanup is not None:
-                cleanup(made[0])
+        if not starts_threads and deadlock is None and (self.after or cleanup is not None):
+
+            def after() -> None:
+                for step in self.after:
+                    call(0, "after", step)
+                if cleanup is not None:
+                    cleanup(made[0])
+
+            try:
+                Schedule().run(after)
+            except DeadlockError as error:
+                deadlock = error  # an after call that waits for ever: the model says whether it may
         if not made:
             return history
         verdict = check(history, model, initial)
