@@ -9,7 +9,15 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from pytest_concurrency import DeadlockError, Operation, Raises, explore_all, load_impl, scenarios, schedules
+from pytest_concurrency import (
+    DeadlockError,
+    Operation,
+    Raises,
+    explore_all,
+    load_impl,
+    scenarios,
+    schedules,
+)
 from pytest_concurrency.testing import Background
 
 bank = load_impl("bank")

@@ -65,12 +65,12 @@ def lanes(history: Sequence[Call]) -> str:
         events.append((call.end if call.end is not None else 1 << 60, call, f"... {_short(call)}"))
     events.sort(key=lambda e: e[0])
     rows = [[""] * len(threads) for _ in events]
-    for row, (_, call, text) in zip(rows, events):
+    for row, (_, call, text) in zip(rows, events, strict=True):
         row[threads.index(call.thread)] = text
     widths = [min(_WIDTH, max(len(t) for t in [title, *(r[i] for r in rows)])) for i, title in enumerate(titles)]
-    out = ["     | " + " | ".join(t.ljust(w) for t, w in zip(titles, widths)).rstrip()]
+    out = ["     | " + " | ".join(t.ljust(w) for t, w in zip(titles, widths, strict=True)).rstrip()]
     for n, row in enumerate(rows, 1):
-        cells = " | ".join(_fit(cell, w) for cell, w in zip(row, widths))
+        cells = " | ".join(_fit(cell, w) for cell, w in zip(row, widths, strict=True))
         out.append(f"{n:4} | {cells}".rstrip())
     return "\n".join(out)
 

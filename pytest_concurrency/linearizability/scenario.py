@@ -134,11 +134,14 @@ class Scenario:
                 record.site = _raised_at(error)
             record.end = next(clock)
 
+        def set_up() -> None:
+            for step in self.setup:
+                call(0, "set-up", step)
+
         def main() -> None:
             self.callers.add(threading.current_thread())
             made.append(make())
-            for step in self.setup:
-                call(0, "set-up", step)
+            set_up()
             ready.set()
             finished.wait()
             for step in self.after:
@@ -175,7 +178,7 @@ class Scenario:
                 made.append(make())
                 if self.setup:
                     try:
-                        Schedule().run(lambda: [call(0, "set-up", step) for step in self.setup])
+                        Schedule().run(set_up)
                     except DeadlockError:
                         from hypothesis import reject
 
@@ -245,6 +248,7 @@ def scenarios(
         return one()
 
     in_threads = steps(operations)
+    assert in_threads is not None
     before = steps(setup if setup is not None else operations) if setup != () else None
     behind = steps(after if after is not None else operations) if after != () else None
 
