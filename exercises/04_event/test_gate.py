@@ -226,7 +226,7 @@ LATCH_OPERATIONS = [
 
 @pytest.mark.points(3)
 @settings(max_examples=200, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
-@given(scenarios(LATCH_OPERATIONS, max_setup=1), schedules(max_steps=LATCH_STEPS))
+@given(scenarios(LATCH_OPERATIONS, setup=LATCH_OPERATIONS[:1], max_setup=1), schedules(max_steps=LATCH_STEPS))
 def test_count_down_count_and_wait_from_several_threads_are_linearizable(scenario, schedule):
     scenario.check(schedule, lambda: gate.CountDownLatch(START), latch_model, initial=START)
 

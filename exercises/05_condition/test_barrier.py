@@ -383,6 +383,6 @@ WATCH_OPERATIONS = [
 
 @pytest.mark.points(2)
 @settings(max_examples=200, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
-@given(scenarios(WATCH_OPERATIONS, max_setup=1), schedules(max_steps=MAX_STEPS))
+@given(scenarios(WATCH_OPERATIONS, setup=WATCH_OPERATIONS[:1], max_setup=1), schedules(max_steps=MAX_STEPS))
 def test_value_watch_from_several_threads_is_linearizable(scenario, schedule):
     scenario.check(schedule, lambda: barrier.ValueWatch(0), watch_model, initial=0)

@@ -228,7 +228,7 @@ POOL_OPERATIONS = [
 
 
 @pytest.mark.points(3)
-@settings(max_examples=150, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+@settings(max_examples=250, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
 @given(scenarios(POOL_OPERATIONS, setup=()), schedules(max_steps=MAX_STEPS))
 def test_submit_map_and_shutdown_from_several_threads_are_linearizable(scenario, schedule):
     watched: list[Watched] = []

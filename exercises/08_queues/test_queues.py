@@ -411,6 +411,6 @@ SCHEDULER_OPERATIONS = [
 
 @pytest.mark.points(3)
 @settings(max_examples=200, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
-@given(scenarios(SCHEDULER_OPERATIONS), schedules(max_steps=MAX_STEPS))
+@given(scenarios(SCHEDULER_OPERATIONS, setup=SCHEDULER_OPERATIONS[:1]), schedules(max_steps=MAX_STEPS))
 def test_submit_next_and_len_from_several_threads_are_linearizable(scenario, schedule):
     scenario.check(schedule, queues.PriorityScheduler, scheduler_model, initial=(0, ()))

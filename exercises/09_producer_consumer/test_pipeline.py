@@ -434,7 +434,7 @@ BUFFER_OPERATIONS = [
 
 
 @pytest.mark.points(3)
-@settings(max_examples=120, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
-@given(scenarios(BUFFER_OPERATIONS), schedules(max_steps=MAX_STEPS))
+@settings(max_examples=300, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+@given(scenarios(BUFFER_OPERATIONS, setup=BUFFER_OPERATIONS[:1]), schedules(max_steps=MAX_STEPS))
 def test_put_get_and_len_from_several_threads_are_linearizable(scenario, schedule):
     scenario.check(schedule, lambda: pipeline.BoundedBuffer(CAPACITY), buffer_model, initial=())
