@@ -105,8 +105,9 @@ class Scenario:
         ``make``, the set-up part, the after part and ``cleanup(obj)`` (not checked,
         e.g. a pool's shutdown) run in the test's thread, before and after the
         controlled run of the scenario's threads; with ``starts_threads=True`` (a
-        pool whose ``make()`` starts workers) in one more controlled thread.  ``name`` is what the failure calls the structure
-        (by default the class of ``make()``).  Returns the history.
+        pool whose ``make()`` starts workers) in one more controlled thread.
+        ``name`` is what the failure calls the structure (by default the class of
+        ``make()``).  Returns the history.
         """
         __tracebackhide__ = True
         from ..scheduler.schedule import Schedule
@@ -138,16 +139,19 @@ class Scenario:
             for step in self.setup:
                 call(0, "set-up", step)
 
+        def after() -> None:
+            for step in self.after:
+                call(0, "after", step)
+            if cleanup is not None:
+                cleanup(made[0])
+
         def main() -> None:
             self.callers.add(threading.current_thread())
             made.append(make())
             set_up()
             ready.set()
             finished.wait()
-            for step in self.after:
-                call(0, "after", step)
-            if cleanup is not None:
-                cleanup(made[0])
+            after()
 
         def lane(thread: int, steps: tuple[Step, ...]) -> Callable[[], None]:
             def run() -> None:
@@ -188,13 +192,6 @@ class Scenario:
         except DeadlockError as error:
             deadlock = error
         if not starts_threads and deadlock is None and (self.after or cleanup is not None):
-
-            def after() -> None:
-                for step in self.after:
-                    call(0, "after", step)
-                if cleanup is not None:
-                    cleanup(made[0])
-
             try:
                 Schedule().run(after)
             except DeadlockError as error:
