@@ -38,6 +38,7 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_scheduler.py
 	$(BIN)/python benchmarks/bench_deadlock.py
+	$(BIN)/python benchmarks/bench_linearizability.py
 
 # The peers (interleave-test, frontrun) need Python 3.12+ and 3.13: a venv of their own.
 PEERS_PYTHON ?= $(firstword $(wildcard /root/.pyenv/versions/3.13.*/bin/python) $(shell command -v python3.13))

@@ -18,17 +18,23 @@ from .errors import ConcurrencyError, DeadlockError, ImplementationError, Livelo
 
 if TYPE_CHECKING:
     from .impl import load_impl
+    from .linearizability import BLOCKS, NotLinearizable, Operation, Raises, scenarios
     from .scheduler import Exploration, Schedule, explore_all, schedules
 
 __all__ = [
+    "BLOCKS",
     "ConcurrencyError",
     "DeadlockError",
     "Exploration",
     "ImplementationError",
     "LivelockError",
+    "NotLinearizable",
+    "Operation",
+    "Raises",
     "Schedule",
     "explore_all",
     "load_impl",
+    "scenarios",
     "schedules",
 ]
 __version__ = "0.1.0"
@@ -41,6 +47,11 @@ _LAZY = {
     "explore_all": ".scheduler.explore",
     "Exploration": ".scheduler.explore",
     "load_impl": ".impl",
+    "BLOCKS": ".linearizability",
+    "NotLinearizable": ".linearizability",
+    "Operation": ".linearizability",
+    "Raises": ".linearizability",
+    "scenarios": ".linearizability",
 }
 
 

@@ -204,4 +204,5 @@ def test_the_kit_solutions_stay_clean(pytester: pytest.Pytester) -> None:
         os.path.join(root, "exercises", "07_thread_pool"), "--impl", os.path.join(root, "solutions"),
         timeout=RUN_LIMIT,
     )
-    result.assert_outcomes(passed=11)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 11 and set(outcomes) <= {"passed"}, outcomes

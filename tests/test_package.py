@@ -22,7 +22,7 @@ NAME = "pytest_concurrency"
 TOP_LEVEL_MODULES = {
     "__init__", "__main__", "plugin", "errors", "impl", "layout", "testing", "_config", "_frames",
 }
-FOLDERS = {"scheduler", "deadlock", "hygiene", "isolation", "fixtures", "grading"}
+FOLDERS = {"scheduler", "deadlock", "hygiene", "isolation", "fixtures", "grading", "linearizability"}
 
 
 def module_name(path: Path) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 from hypothesis import Phase, given, settings
 
-from pytest_concurrency import load_impl, schedules
+from pytest_concurrency import BLOCKS, Operation, load_impl, scenarios, schedules
 from pytest_concurrency.testing import THREAD_PATIENCE as PATIENCE
 
 gate = load_impl("gate")
@@ -193,3 +194,64 @@ def test_racing_count_downs_open_the_latch_exactly_once_at_zero(schedule):
         f"3 threads called count_down() on a CountDownLatch(3), count is {latch.count}: "
         "an update was lost (guard the decrement and the check for zero with a lock)"
     )
+
+
+# -- linearizability: count_down, count and wait from several threads at once ----------------
+# Hypothesis draws small scenarios (2-3 threads of 1-3 calls, a set-up and an after part),
+# each runs under a drawn schedule, and every result must be explained by some sequential
+# order of the calls: count_down stops at 0, wait() waits while the count is above 0, and
+# wait(timeout=1) gives up with False.
+START = 2
+LATCH_STEPS = 20_000  # a controlled run here takes a few hundred steps: far more means spinning
+
+
+def latch_model(count: int, name: str, *args: Any) -> Any:
+    """A sequential latch: ``(result, new_count)``, or BLOCKS where it waits."""
+    if name == "count_down":
+        return None, max(0, count - 1)
+    if name == "count":
+        return count, count
+    if name == "wait":
+        return (True, count) if count == 0 else BLOCKS
+    return count == 0, count  # wait(timeout=1)
+
+
+LATCH_OPERATIONS = [
+    Operation("count_down", lambda latch: latch.count_down()),
+    Operation("count", lambda latch: latch.count),
+    Operation("wait", lambda latch: latch.wait()),
+    Operation("wait(timeout=1)", lambda latch: latch.wait(timeout=1)),
+]
+
+
+@pytest.mark.points(3)
+@settings(max_examples=200, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+@given(scenarios(LATCH_OPERATIONS, setup=LATCH_OPERATIONS[:1], max_setup=1), schedules(max_steps=LATCH_STEPS))
+def test_count_down_count_and_wait_from_several_threads_are_linearizable(scenario, schedule):
+    scenario.check(schedule, lambda: gate.CountDownLatch(START), latch_model, initial=START)
+
+
+def gate_model(opened: bool, name: str, *args: Any) -> Any:
+    """A sequential gate: ``(result, opened)``, or BLOCKS where it waits."""
+    if name == "open":
+        return None, True
+    if name == "is_open":
+        return opened, opened
+    if name == "wait":
+        return (True, opened) if opened else BLOCKS
+    return opened, opened  # wait(timeout=1)
+
+
+GATE_OPERATIONS = [
+    Operation("open", lambda g: g.open()),
+    Operation("is_open", lambda g: g.is_open),
+    Operation("wait", lambda g: g.wait()),
+    Operation("wait(timeout=1)", lambda g: g.wait(timeout=1)),
+]
+
+
+@pytest.mark.points(2)
+@settings(max_examples=150, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+@given(scenarios(GATE_OPERATIONS, max_setup=0), schedules(max_steps=LATCH_STEPS))
+def test_open_is_open_and_wait_from_several_threads_are_linearizable(scenario, schedule):
+    scenario.check(schedule, gate.StartingGate, gate_model, initial=False)

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
-from pytest_concurrency import load_impl, schedules
+from pytest_concurrency import BLOCKS, Operation, Raises, load_impl, scenarios, schedules
 from pytest_concurrency.testing import THREAD_PATIENCE as PATIENCE
 from pytest_concurrency.testing import Background, timed, timeout_hint, wait_until_blocked
 
@@ -346,3 +347,42 @@ def test_wait_until_raises_timeout_error_when_the_predicate_never_holds(schedule
     (outcome,) = schedule.run(lambda: timed(watch.wait_until, lambda v: v > 100, TIMEOUT))
     assert_timed_out(f"wait_until(v > 100, timeout={TIMEOUT:g}) while the value stayed 1", outcome,
                      "the predicate never held")
+
+
+# -- linearizability: ValueWatch's set, value and wait_until from several threads at once -------
+# Hypothesis draws small scenarios (2-3 threads of 1-3 calls, a set-up and an after part),
+# each runs under a drawn schedule, and every result must be explained by some sequential
+# order of the calls: wait_until returns a value its predicate holds for, waits while it
+# does not (and with timeout=1 raises TimeoutError).
+def at_least_one(value: int) -> bool:
+    return value >= 1
+
+
+def is_two(value: int) -> bool:
+    return value == 2
+
+
+def watch_model(value: int, name: str, *args: Any) -> Any:
+    """A sequential watched value: ``(result, new_value)``, or BLOCKS where it waits."""
+    if name == "set":
+        return None, args[0]
+    if name == "value":
+        return value, value
+    if name == "wait_until(>= 1)":
+        return (value, value) if at_least_one(value) else BLOCKS
+    return (value, value) if is_two(value) else (Raises(TimeoutError), value)  # wait_until(== 2, timeout=1)
+
+
+WATCH_OPERATIONS = [
+    Operation("set", lambda w, v: w.set(v), st.sampled_from([0, 1, 2])),
+    Operation("value", lambda w: w.value),
+    Operation("wait_until(>= 1)", lambda w: w.wait_until(at_least_one)),
+    Operation("wait_until(== 2, timeout=1)", lambda w: w.wait_until(is_two, timeout=1)),
+]
+
+
+@pytest.mark.points(2)
+@settings(max_examples=200, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+@given(scenarios(WATCH_OPERATIONS, setup=WATCH_OPERATIONS[:1], max_setup=1), schedules(max_steps=MAX_STEPS))
+def test_value_watch_from_several_threads_is_linearizable(scenario, schedule):
+    scenario.check(schedule, lambda: barrier.ValueWatch(0), watch_model, initial=0)

@@ -6,9 +6,18 @@ import random
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
-from pytest_concurrency import DeadlockError, explore_all, load_impl, schedules
+from pytest_concurrency import (
+    DeadlockError,
+    Operation,
+    Raises,
+    explore_all,
+    load_impl,
+    scenarios,
+    schedules,
+)
 from pytest_concurrency.testing import Background
 
 bank = load_impl("bank")
@@ -221,3 +230,71 @@ def test_money_is_conserved_under_many_real_threads():
     assert total == 4000, f"4000 went in, {total} came out after the transfers: {balances(*accounts)}"
     negative = [x for x in balances(*accounts) if x < 0]
     assert not negative, f"an account went below zero: {balances(*accounts)}"
+
+
+# -- linearizability: every call from several threads at once ------------------------------------
+# Hypothesis draws small scenarios (2-3 threads of 1-3 calls, a set-up and an after part)
+# on two accounts, each runs under a drawn schedule, and every result must be explained
+# by some sequential order of the calls: the order a bank with one teller would give.
+OPENING = (50, 20)
+AMOUNTS = st.sampled_from([10, 30, 60])
+WHICH = st.sampled_from([0, 1])
+
+
+class Branch:
+    """The structure under test: a bank and its two accounts."""
+
+    def __init__(self) -> None:
+        self.bank = bank.Bank()
+        self.accounts = [bank.Account(balance) for balance in OPENING]
+
+
+def bank_model(balances: tuple, name: str, *args: Any) -> Any:
+    """One teller: ``(result, new_balances)``."""
+    if name == "total":
+        return sum(balances), balances
+    if name == "balance":
+        return balances[args[0]], balances
+    if name == "balances":
+        return balances, balances
+    changed = list(balances)
+    if name == "deposit":
+        changed[args[0]] += args[1]
+        return None, tuple(changed)
+    src, amount = args
+    dst = None if name == "withdraw" else 1 - src  # a transfer goes to the other account
+    if amount > balances[src]:
+        return Raises(bank.InsufficientFunds), balances
+    changed[src] -= amount
+    if dst is not None:
+        changed[dst] += amount
+    return None, tuple(changed)
+
+
+BANK_OPERATIONS = [
+    Operation("deposit", lambda b, i, amount: b.accounts[i].deposit(amount), WHICH, AMOUNTS),
+    Operation("withdraw", lambda b, i, amount: b.accounts[i].withdraw(amount), WHICH, AMOUNTS),
+    Operation("transfer", lambda b, i, amount: b.bank.transfer(b.accounts[i], b.accounts[1 - i], amount), WHICH, AMOUNTS),
+    Operation("total", lambda b: b.bank.total(b.accounts)),
+    Operation("balance", lambda b, i: b.accounts[i].balance, WHICH),
+]
+BALANCES = Operation("balances", lambda b: tuple(account.balance for account in b.accounts))
+
+
+MONEY_IN_AND_OUT = [op for op in BANK_OPERATIONS if op.name in ("deposit", "withdraw", "balance")]
+MONEY_MOVED = [op for op in BANK_OPERATIONS if op.name in ("transfer", "total")]
+whole_runs = settings(max_examples=300, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+
+
+@pytest.mark.points(2)
+@whole_runs
+@given(scenarios(MONEY_IN_AND_OUT, setup=(), after=(), final=[BALANCES]), schedules(max_steps=MAX_STEPS))
+def test_deposits_and_withdrawals_from_several_threads_are_linearizable(scenario, schedule):
+    scenario.check(schedule, Branch, bank_model, initial=OPENING, name="the bank")
+
+
+@pytest.mark.points(3)
+@whole_runs
+@given(scenarios(MONEY_MOVED, setup=(), after=(), final=[BALANCES]), schedules(max_steps=MAX_STEPS))
+def test_transfers_and_totals_from_several_threads_are_linearizable(scenario, schedule):
+    scenario.check(schedule, Branch, bank_model, initial=OPENING, name="the bank")

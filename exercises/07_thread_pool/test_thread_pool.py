@@ -6,11 +6,13 @@ import concurrent.futures
 import inspect
 import threading
 import time
+from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
-from pytest_concurrency import load_impl, schedules
+from pytest_concurrency import Operation, Raises, load_impl, scenarios, schedules
 from pytest_concurrency.testing import THREAD_PATIENCE as PATIENCE
 
 thread_pool = load_impl("thread_pool")
@@ -181,4 +183,66 @@ def test_written_with_threading_and_queue_not_thread_pool_executor(monkeypatch):
     source = inspect.getsource(thread_pool)
     assert "ThreadPoolExecutor" not in source, (
         "thread_pool.py mentions ThreadPoolExecutor: build the pool with threading and queue"
+    )
+
+
+# -- linearizability: submit, map and shutdown from several threads at once ------------------
+# Hypothesis draws small scenarios (2-3 threads of 1-3 calls, a set-up and an after part),
+# each runs under a drawn schedule, and every result must be explained by some sequential
+# order of the calls: a submit or map before the shutdown gives its results (every
+# accepted task runs), one after it raises RuntimeError. And never more than max_workers
+# worker threads are alive, whatever the interleaving.
+POOL_SIZE = 1
+
+
+class Watched:
+    """A pool, and the most threads it had alive at once (seen by its tasks and callers)."""
+
+    def __init__(self, callers: set[threading.Thread]) -> None:
+        self.before = set(threading.enumerate())
+        self.callers = callers  # the scenario's threads, not the pool's
+        self.pool = thread_pool.ThreadPool(POOL_SIZE)
+        self.most: list[str] = []
+
+    def look(self, value: Any) -> Any:
+        extra = sorted(t.name for t in set(threading.enumerate()) - self.before - self.callers)
+        if len(extra) > len(self.most):
+            self.most = extra
+        return value
+
+
+def pool_model(shut_down: bool, name: str, *args: Any) -> Any:
+    """One caller at a time: ``(result, shut_down)``."""
+    if name == "shutdown":
+        return None, True
+    if shut_down:
+        return Raises(RuntimeError), True
+    return (args[0] if name == "submit" else [args[0], args[0] + 1]), False
+
+
+POOL_OPERATIONS = [
+    Operation("submit", lambda w, x: w.look(w.pool.submit(w.look, x).result()), st.sampled_from([1, 2])),
+    Operation("map", lambda w, x: w.look(w.pool.map(w.look, [x, x + 1])), st.sampled_from([10, 20])),
+    Operation("shutdown", lambda w: w.pool.shutdown()),
+]
+
+
+@pytest.mark.points(3)
+@settings(max_examples=250, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+@given(scenarios(POOL_OPERATIONS, setup=()), schedules(max_steps=MAX_STEPS))
+def test_submit_map_and_shutdown_from_several_threads_are_linearizable(scenario, schedule):
+    watched: list[Watched] = []
+
+    def make() -> Watched:
+        watched.append(Watched(scenario.callers))
+        return watched[0]
+
+    scenario.check(
+        schedule, make, pool_model, initial=False, name="ThreadPool",
+        cleanup=lambda w: w.pool.shutdown(), starts_threads=True,
+    )
+    most = watched[0].most
+    assert len(most) <= POOL_SIZE, (
+        f"ThreadPool({POOL_SIZE}) had {len(most)} threads alive at once: {most}. Scenario: {scenario}. "
+        "Check and change the pool's bookkeeping (idle workers, list of workers) under its lock"
     )

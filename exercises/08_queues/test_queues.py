@@ -6,11 +6,13 @@ import collections
 import queue
 import threading
 import time
+from typing import Any
 
 import pytest
 from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
-from pytest_concurrency import load_impl, schedules
+from pytest_concurrency import BLOCKS, Operation, Raises, load_impl, scenarios, schedules
 from pytest_concurrency.testing import THREAD_PATIENCE as PATIENCE
 from pytest_concurrency.testing import Background, wait_until_blocked
 
@@ -378,3 +380,37 @@ def test_submits_from_many_threads_at_once_lose_nothing(schedule):
     for name in "ab":
         mine = [item["n"] for item in order if item["from"] == name]
         assert mine == [0, 1], f"thread {name} submitted n=0 then n=1 but they came out as {mine}"
+
+
+# -- linearizability: the scheduler's submit, next and len from several threads at once ----------
+# Hypothesis draws small scenarios (2-3 threads of 1-3 calls, a set-up and an after part),
+# each runs under a drawn schedule, and every result must be explained by some sequential
+# order of the calls: lowest priority first, first come first served among equals, and a
+# next() on an empty scheduler waits (next(timeout=1) raises queue.Empty).
+
+
+def scheduler_model(state: tuple, name: str, *args: Any) -> Any:
+    """``state`` is ``(submitted so far, ((priority, order, item), ...))``: ``(result, new_state)``."""
+    count, waiting = state
+    if name == "submit":
+        return None, (count + 1, tuple(sorted((*waiting, (args[0], count, args[1])))))
+    if name == "len":
+        return len(waiting), state
+    if not waiting:
+        return BLOCKS if name == "next" else (Raises(queue.Empty), state)
+    return waiting[0][2], (count, waiting[1:])
+
+
+SCHEDULER_OPERATIONS = [
+    Operation("submit", lambda s, p, item: s.submit(p, item), st.sampled_from([1, 2]), st.sampled_from("abc")),
+    Operation("next", lambda s: s.next()),
+    Operation("next(timeout=1)", lambda s: s.next(timeout=1)),
+    Operation("len", len),
+]
+
+
+@pytest.mark.points(3)
+@settings(max_examples=200, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+@given(scenarios(SCHEDULER_OPERATIONS, setup=SCHEDULER_OPERATIONS[:1]), schedules(max_steps=MAX_STEPS))
+def test_submit_next_and_len_from_several_threads_are_linearizable(scenario, schedule):
+    scenario.check(schedule, queues.PriorityScheduler, scheduler_model, initial=(0, ()))

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
-from pytest_concurrency import load_impl, schedules
+from pytest_concurrency import BLOCKS, Operation, Raises, load_impl, scenarios, schedules
 from pytest_concurrency.testing import THREAD_PATIENCE as PATIENCE
 from pytest_concurrency.testing import Background, timed, timeout_hint, wait_until_blocked
 
@@ -401,3 +402,39 @@ def test_run_pipeline_delivers_everything_in_many_interleavings(schedule):
     (results,) = schedule.run(lambda: pipeline.run_pipeline(sources, str.upper, 2, 1))
     problem = exactly_once(["A", "B", "C"], results)
     assert problem is None, problem
+
+
+# --- linearizability: put, get and len from several threads at once -----------------
+# Hypothesis draws small scenarios (2-3 threads of 1-3 calls, a set-up and an after
+# part), each runs under a drawn schedule, and every result must be explained by
+# some sequential order of the calls: the one a plain list of capacity 2 would give.
+CAPACITY = 2
+
+
+def buffer_model(items: tuple, name: str, *args: Any) -> Any:
+    """A sequential bounded buffer: ``(result, new_items)``, or BLOCKS where it waits."""
+    if name == "put":
+        return (None, items + args) if len(items) < CAPACITY else BLOCKS
+    if name == "put(timeout=1)":
+        return (None, items + args) if len(items) < CAPACITY else (Raises(queue.Full), items)
+    if name == "get":
+        return (items[0], items[1:]) if items else BLOCKS
+    if name == "get(timeout=1)":
+        return (items[0], items[1:]) if items else (Raises(queue.Empty), items)
+    return len(items), items  # len
+
+
+BUFFER_OPERATIONS = [
+    Operation("put", lambda buffer, item: buffer.put(item), st.sampled_from("abc")),
+    Operation("get", lambda buffer: buffer.get()),
+    Operation("len", len),
+    Operation("put(timeout=1)", lambda buffer, item: buffer.put(item, timeout=1), st.sampled_from("xy")),
+    Operation("get(timeout=1)", lambda buffer: buffer.get(timeout=1)),
+]
+
+
+@pytest.mark.points(3)
+@settings(max_examples=300, phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+@given(scenarios(BUFFER_OPERATIONS, setup=BUFFER_OPERATIONS[:1]), schedules(max_steps=MAX_STEPS))
+def test_put_get_and_len_from_several_threads_are_linearizable(scenario, schedule):
+    scenario.check(schedule, lambda: pipeline.BoundedBuffer(CAPACITY), buffer_model, initial=())

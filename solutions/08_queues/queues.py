@@ -110,9 +110,13 @@ class PriorityScheduler:
         self._queue: queue.PriorityQueue = queue.PriorityQueue()
         # next() of an itertools.count is one C call: atomic, unlike `self._n += 1`.
         self._sequence = itertools.count()
+        # Ticket and put as one step: otherwise a submit that took its ticket first
+        # can land after one that another thread has already seen in the queue.
+        self._submitting = threading.Lock()
 
     def submit(self, priority: Any, item: Any) -> None:
-        self._queue.put((priority, next(self._sequence), item))
+        with self._submitting:
+            self._queue.put((priority, next(self._sequence), item))
 
     def next(self, timeout: float | None = None) -> Any:
         """The next item; waits up to ``timeout`` seconds for one, then raises ``queue.Empty``."""
