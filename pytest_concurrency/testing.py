@@ -352,3 +352,151 @@ def attribute_name(obj: Any, public: str) -> str:
     if f"_{type(obj).__name__}__{public}" in names:  # written self.__active: name-mangled
         return f"self.__{public}"
     return f"self.{public}"
+
+
+# --- lock discipline across processes -------------------------------------------------------
+
+_UNLOCKED, _SPLIT, _EXAMPLE_INDEX = 0, 1, 2
+
+
+class _GuardedLock:
+    """The shared lock of a :class:`GuardedArray`, counting each outermost acquisition.
+
+    Every process that acquires it bumps a counter kept in shared memory while it
+    holds the lock, so a read and a write made under the *same* acquisition carry
+    the same number, and a write made after the lock was let go in between does not.
+    """
+
+    def __init__(self, lock: Any, stats: Any) -> None:
+        self._lock = lock
+        self._stats = stats
+        self._depth = 0
+        self.generation: int | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_lock": self._lock, "_stats": self._stats}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["_lock"], state["_stats"])  # type: ignore[misc]
+
+    def held(self) -> bool:
+        """Whether this process (this thread) holds the shared lock now."""
+        return bool(self._lock._semlock._is_mine())
+
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        got = bool(self._lock.acquire(block, timeout))
+        if got:
+            self._depth += 1
+            if self._depth == 1:
+                self._stats[3] += 1  # safe: we hold the lock every process shares
+                self.generation = int(self._stats[3])
+        return got
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self.generation = None
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class GuardedArray:
+    """A view of a ``multiprocessing.Array`` that records how child processes update it.
+
+    Pass it where the exercise expects the array (it pickles to spawned and forked
+    children alike).  Every write is checked: was it made while this process held the
+    array's own lock (``get_lock()``, the lock every process shares), and, if the cell
+    was read first, under the same acquisition as that read?  A missing lock, a lock
+    of the process's own, or a lock let go between the read and the write is
+    recorded on every run, whatever the timing: no lost update has to happen.
+
+    >>> arr = GuardedArray(multiprocessing.Array("i", 2))
+    >>> with arr.get_lock():
+    ...     arr[0] += 1
+    >>> arr[1] += 1
+    >>> arr.unlocked_writes, arr.split_updates, arr[:]
+    (1, 0, [1, 1])
+    """
+
+    def __init__(self, arr: Any) -> None:
+        self._arr = arr
+        # [writes without the shared lock, read-modify-writes split across two
+        #  acquisitions, an index written without the lock + 1, acquisitions so far]
+        self._stats = multiprocessing.RawArray("q", 4)
+        self._guard = _GuardedLock(arr.get_lock(), self._stats)
+        self._reads: dict[int, int | None] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_arr": self._arr, "_stats": self._stats, "_guard": self._guard}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reads = {}
+
+    @property
+    def unlocked_writes(self) -> int:
+        """How many writes (at least) were made without holding the shared lock."""
+        return int(self._stats[_UNLOCKED])
+
+    @property
+    def split_updates(self) -> int:
+        """How many writes (at least) followed a read of the same cell made under another acquisition."""
+        return int(self._stats[_SPLIT])
+
+    @property
+    def example_index(self) -> int | None:
+        """An index written without the lock, or ``None``."""
+        return int(self._stats[_EXAMPLE_INDEX]) - 1 if self._stats[_EXAMPLE_INDEX] else None
+
+    def _indexes(self, key: Any) -> range | list[int]:
+        if isinstance(key, slice):
+            return range(len(self._arr))[key]
+        return [range(len(self._arr))[key]]
+
+    def __len__(self) -> int:
+        return len(self._arr)
+
+    def __getitem__(self, key: Any) -> Any:
+        generation = self._guard.generation if self._guard.held() else None
+        for i in self._indexes(key):
+            self._reads[i] = generation
+        return self._arr[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        held = self._guard.held()
+        for i in self._indexes(key):
+            if not held:
+                self._stats[_UNLOCKED] += 1
+                self._stats[_EXAMPLE_INDEX] = i + 1
+            elif i in self._reads and self._reads[i] != self._guard.generation:
+                self._stats[_SPLIT] += 1
+            self._reads.pop(i, None)
+        self._arr[key] = value
+
+    def get_lock(self) -> _GuardedLock:
+        return self._guard
+
+    def get_obj(self) -> GuardedArray:
+        return self
+
+    def problems(self) -> str:
+        """What went wrong, in a student's words ("" if every update held the shared lock)."""
+        found = []
+        if self.unlocked_writes:
+            found.append(
+                f"{self.unlocked_writes} write(s) to the shared array (e.g. arr[{self.example_index}]) "
+                "were made without holding arr.get_lock(), the lock every process shares "
+                "(a lock a process makes for itself, or a Lock() made in each child, excludes nobody)"
+            )
+        if self.split_updates:
+            found.append(
+                f"{self.split_updates} write(s) followed a read of the same cell made under an "
+                "earlier acquisition of the lock: another process may have written in between. "
+                "Hold arr.get_lock() around both the read and the write"
+            )
+        return "; ".join(found)

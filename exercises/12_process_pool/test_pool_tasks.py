@@ -68,12 +68,47 @@ sleep_for_ever = ChildFunction("lambda: __import__('time').sleep(3600)")
 
 
 
+@pytest.fixture
+def pools(monkeypatch) -> list:
+    """Every ``multiprocessing.pool.Pool`` made during the test, with whether it was closed
+    (or terminated) and joined.  The list keeps each pool alive, so the garbage collector
+    cannot tidy up a pool the code under test left open."""
+    made: list = []
+    real_init, real_join = multiprocessing.pool.Pool.__init__, multiprocessing.pool.Pool.join
+
+    def init(pool, *args, **kwargs):
+        made.append(pool)
+        pool._test_joined = False
+        real_init(pool, *args, **kwargs)
+
+    def join(pool):
+        real_join(pool)
+        pool._test_joined = True
+
+    monkeypatch.setattr(multiprocessing.pool.Pool, "__init__", init)
+    monkeypatch.setattr(multiprocessing.pool.Pool, "join", join)
+    return made
+
+
+def assert_pools_closed_and_joined(pools: list, call: str) -> None:
+    for pool in pools:
+        state = getattr(pool, "_state", None)
+        assert state != "RUN", (
+            f"{call} returned with its pool still open: close() it (or terminate() it on an "
+            "error), then join() it, before returning"
+        )
+        assert getattr(pool, "_test_joined", True), (
+            f"{call} closed its pool but never joined it: join() waits for the workers to end"
+        )
+
+
 # --- parallel_map ---------------------------------------------------------------------------
 
 
 @pytest.mark.points(3)
-def test_parallel_map_returns_results_in_order_computed_by_workers(start_method, children):
+def test_parallel_map_returns_results_in_order_computed_by_workers(start_method, children, pools):
     results = within(PATIENCE, pool_tasks.parallel_map, square_and_pid, range(20), 2)
+    assert_pools_closed_and_joined(pools, "parallel_map")
     squares = [square for square, _ in results]
     assert squares == [x * x for x in range(20)], f"results in the order of the items expected: {squares}"
     pids = [pid for _, pid in results]
@@ -147,9 +182,10 @@ class CallbackLog:
 
 
 @pytest.mark.points(3)
-def test_submit_all_calls_back_in_the_parent_and_returns_ordered_results(start_method, children):
+def test_submit_all_calls_back_in_the_parent_and_returns_ordered_results(start_method, children, pools):
     log = CallbackLog()
     results = within(PATIENCE, pool_tasks.submit_all, square, range(10), 2, log)
+    assert_pools_closed_and_joined(pools, "submit_all")
     assert results == [x * x for x in range(10)], f"results in the order of the items expected: {results}"
     called_with = sorted(result for result, _ in log.calls)
     assert called_with == [x * x for x in range(10)], (

@@ -17,7 +17,12 @@ from multiprocessing.process import BaseProcess
 import pytest
 
 from pytest_concurrency import load_impl
-from pytest_concurrency.testing import children, start_method, within  # noqa: F401  (fixtures)
+from pytest_concurrency.testing import (  # noqa: F401  (fixtures)
+    GuardedArray,
+    children,
+    start_method,
+    within,
+)
 
 shared_array = load_impl("shared_array")
 
@@ -136,4 +141,21 @@ def test_count_into_splits_the_data_across_n_processes(started_processes, childr
         f"count_into(arr, data, 3) started {len(started_processes)} processes, not 3"
     )
     assert arr[:] == [100, 100, 100], f"counts {arr[:]}, expected [100, 100, 100]"
+    children.assert_none_left("after count_into returned (join every process)")
+
+
+@pytest.mark.points(3)
+def test_count_into_updates_each_cell_under_the_shared_lock(start_method, children):
+    """The lock discipline itself, not its luck: the children get a view of the array that
+    records every write made without holding arr.get_lock() (no lock, or a lock of their
+    own), and every write whose read came under an earlier acquisition.  A mistake there
+    fails on every run, even one where no update happened to be lost."""
+    data = list(range(CELLS)) * 50
+    arr = GuardedArray(multiprocessing.Array("i", CELLS))
+    within(PATIENCE, shared_array.count_into, arr, data, 4)
+    problems = arr.problems()
+    assert not problems, f"count_into: {problems}"
+    assert arr[:] == expected_counts(data, CELLS), (
+        f"counts {arr[:]}, expected {expected_counts(data, CELLS)}"
+    )
     children.assert_none_left("after count_into returned (join every process)")
