@@ -15,6 +15,7 @@ grade: setup
 	@$(BIN)/pytest exercises/ $(ARGS); status=$$?; [ $$status -eq 0 ] || [ $$status -eq 1 ]
 
 test: setup lint
+	@sh scripts/ensure-test-tools
 	@# Three workers on two cores, work stealing: most of the suite's time is spent
 	@# waiting (broken implementations that hang, servers, child processes), not
 	@# computing; the kit check runs many short pytest subprocesses. 12:07 -> 8:29.

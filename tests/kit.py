@@ -276,3 +276,26 @@ def grade(exercise: str, impl: Path | None, tmp: Path, *extra: str, timeout: flo
 def short(test_name: str) -> str:
     """``07_x/test_x.py::test_y[1]`` -> ``test_y``."""
     return test_name.split("::")[-1].split("[")[0]
+
+
+# Read once, at import: the pytester tests run with CI unset (conftest.py).
+_IN_CI = bool(os.environ.get("CI"))
+
+
+def need_tools(*names: str) -> None:
+    """Skip the calling test when a program it drives is missing; under CI, fail.
+
+    ``make test`` installs them (scripts/ensure-test-tools): in CI a skip would
+    be a check that silently stopped checking.
+    """
+    import shutil
+
+    import pytest
+
+    missing = [name for name in names if shutil.which(name) is None]
+    if not missing:
+        return
+    message = f"not installed: {', '.join(missing)} (make test installs them: scripts/ensure-test-tools)"
+    if _IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from kit import need_tools
+
 pytest_plugins = ["pytester"]
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -151,9 +153,8 @@ class WebDriver:
 
 @pytest.fixture
 def browser() -> Iterator[WebDriver]:
-    driver = shutil.which("chromedriver")
-    if driver is None or shutil.which("chromium") is None:
-        pytest.skip("headless Chromium is not installed: apt-get install chromium chromium-driver")
+    need_tools("chromium", "chromedriver")
+    driver = shutil.which("chromedriver") or "chromedriver"
     port = _free_port()
     process = subprocess.Popen([driver, f"--port={port}"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from kit import need_tools
+
 CLI = [sys.executable, "-m", "pytest_concurrency"]
 
 STUB = '''\
@@ -183,7 +185,6 @@ def test_reset_outside_git_says_so(kit):
 
 # --- watch, in tmux ------------------------------------------------------------------
 
-needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 
 class Tmux:
@@ -210,18 +211,17 @@ class Tmux:
                 raise AssertionError(f"{text!r} not on screen after {deadline} s:\n{screen}")
             time.sleep(0.05)
 
-    def dead(self) -> tuple[bool, str]:
-        out = self("display-message", "-p", "-t", "w", "#{pane_dead} #{pane_dead_status}").split()
-        return out[0] == "1", out[1] if len(out) > 1 else ""
 
 
 @pytest.fixture
 def tmux(tmp_path: Path, kit: Path):
+    need_tools("tmux")
     # A short socket path: tmux's limit is about 100 characters.
     socket = Path(f"/tmp/pcw-{os.getpid()}-{time.monotonic_ns()}")
     term = Tmux(socket)
     env = f"env PYTHONDONTWRITEBYTECODE=1 PATH={os.environ.get('PATH', '')}"
-    command = f"cd {kit} && {env} {' '.join(CLI)} watch"
+    # The shell says how watch ended: tmux 3.3 does not always keep a dead pane's status.
+    command = f"cd {kit} && {env} {' '.join(CLI)} watch; echo watch ended: $?"
     term("-f", "/dev/null", "new-session", "-d", "-x", "100", "-y", "40", "-s", "w", command)
     term("set-option", "-t", "w", "remain-on-exit", "on")
     yield term
@@ -229,7 +229,6 @@ def tmux(tmp_path: Path, kit: Path):
     socket.unlink(missing_ok=True)
 
 
-@needs_tmux
 def test_watch_reruns_on_save_shows_the_first_failure_and_its_hint_and_takes_keys(tmux, kit):
     screen, _ = tmux.wait_for("not started: read exercises/01_add/README.md")
     assert "pytest-concurrency watch: 01_add (exercises/01_add/adder.py)" in screen
@@ -265,22 +264,17 @@ def test_watch_reruns_on_save_shows_the_first_failure_and_its_hint_and_takes_key
 
     tmux("send-keys", "-t", "w", "q")
     screen, _ = tmux.wait_for("stopped watching.", deadline=10)
-    deadline = time.monotonic() + 10
-    while tmux.dead() != (True, "0"):
-        assert time.monotonic() < deadline, f"watch did not exit 0 on q: {tmux.dead()}"
-        time.sleep(0.05)
+    screen, _ = tmux.wait_for("watch ended: ", deadline=10)
+    assert "watch ended: 0" in screen, f"watch did not exit 0 on q:\n{screen}"
 
 
-@needs_tmux
 def test_watch_exits_cleanly_on_ctrl_c(tmux, kit):
     tmux.wait_for("not started")
     tmux("send-keys", "-t", "w", "C-c")
     screen, _ = tmux.wait_for("stopped watching.", deadline=10)
     assert "Traceback" not in screen and "KeyboardInterrupt" not in screen
-    deadline = time.monotonic() + 10
-    while tmux.dead() != (True, "0"):
-        assert time.monotonic() < deadline, f"watch did not exit 0 on Ctrl-C: {tmux.dead()}"
-        time.sleep(0.05)
+    screen, _ = tmux.wait_for("watch ended: ", deadline=10)
+    assert "watch ended: 0" in screen, f"watch did not exit 0 on Ctrl-C:\n{screen}"
 
 
 def test_watch_names_an_unknown_exercise(kit):
