@@ -150,3 +150,42 @@ def test_a_real_deadlock_ends_on_the_students_line_not_in_the_plugin(pytester: p
     output = result.stdout.str()
     assert "deadlock" in output, output
     assert "pytest_concurrency/" not in output, output
+
+
+def test_a_deadlock_shown_once_is_named_not_repeated_by_the_next_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_bank="""
+        import threading
+        from hypothesis import given, settings
+        from pytest_concurrency import DeadlockError, schedules
+
+        def transfer(first, second):
+            with first:
+                with second:
+                    pass
+
+        def both_ways(schedule):
+            x, y = threading.Lock(), threading.Lock()
+            schedule.run(lambda: transfer(x, y), lambda: transfer(y, x))
+
+        @settings(derandomize=True, database=None)
+        @given(schedules())
+        def test_first(schedule):
+            both_ways(schedule)
+
+        @settings(derandomize=True, database=None)
+        @given(schedules())
+        def test_second(schedule):
+            both_ways(schedule)
+
+        @settings(derandomize=True, database=None)
+        @given(schedules())
+        def test_another_deadlock(schedule):
+            never = threading.Event()
+            schedule.run(never.wait)
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(failed=3)
+    output = result.stdout.str()
+    assert output.count("nobody can go on") == 2, output  # test_first's and test_another_deadlock's
+    assert "the same deadlock as in test_first above" in output, output
+    assert "a thread waits at test_bank.py:7 in transfer: with second:" in output, output

@@ -34,12 +34,12 @@ def _solution_with(exercise: str, module: str, old: str, new: str, into: Path) -
 
 LOOP_07 = (
     "        future: Future = Future()\n",
-    "        future: Future = Future()\n        while self._workers:  # the student's loop\n            pass\n",
+    "        future: Future = Future()\n        while self._tasks is not None:  # the student's loop\n            pass\n",
 )
 LOOP_08 = (
-    "        self._queue.put((priority, next(self._sequence), item))\n",
-    "        while self._queue is not None:  # the student's loop\n            pass\n"
-    "        self._queue.put((priority, next(self._sequence), item))\n",
+    "            self._queue.put((priority, next(self._sequence), item))\n",
+    "            while self._queue is not None:  # the student's loop\n                pass\n"
+    "            self._queue.put((priority, next(self._sequence), item))\n",
 )
 
 
@@ -61,7 +61,7 @@ def test_a_loop_in_a_method_costs_seconds_and_names_the_students_line(pytester: 
     # The first hang of each exercise: its full limit, and the student's line.
     result.stdout.fnmatch_lines([
         "*test_submit_returns_a_future_with_the_result did not finish in 4 s; your code was running "
-        "*thread_pool.py:* in submit: `while self._workers:  # the student's loop`",
+        "*thread_pool.py:* in submit: `while self._tasks is not None:  # the student's loop`",
     ])
     result.stdout.fnmatch_lines([
         "*test_scheduler_hands_out_the_lowest_priority_first did not finish in 4 s; your code was "
@@ -97,7 +97,7 @@ def test_a_hung_exercise_reports_within_its_budget_the_rest_not_run(pytester: py
         "--exercise-timeout", "3", "--exercise-budget", "6", "--durations=0", timeout=RUN_LIMIT,
     )
     hung = "test_submit_returns_a_future_with_the_result"
-    loop = r"running (\S*/)?thread_pool\.py:[0-9]+ in submit: `while self\._workers:  # the student's loop`"
+    loop = r"running (\S*/)?thread_pool\.py:[0-9]+ in submit: `while self\._tasks is not None:  # the student's loop`"
     tests = json.loads(grade.read_text(encoding="utf-8"))["tests"]
     outputs = {t["name"].split("::")[-1]: t["output"] for t in tests if t["score"] < t["max_score"]}
     assert re.match(f"{hung} did not finish in 3 s; your code was {loop}", outputs.pop(hung))

@@ -229,6 +229,22 @@ def test_first_result_raises_timeout_error_when_nothing_finishes(children):
     children.assert_none_left("after first_result timed out (terminate the pool, then join it)")
 
 
+@pytest.mark.points(2)
+def test_first_result_sleeps_while_it_waits(children):
+    """A loop that asks ``ready()`` (or ``get_nowait()``) again and again keeps one CPU
+    busy for the whole wait: the parent's CPU time shows it, whatever the machine's speed."""
+    used = time.process_time()
+    with pytest.raises((TimeoutError, multiprocessing.TimeoutError)):
+        within(PATIENCE, pool_tasks.first_result, [sleep_for_ever, sleep_for_ever], 2, 3.0)
+    used = time.process_time() - used
+    assert used < 0.5, (
+        f"first_result kept a CPU busy while it waited: {used:.1f} s of CPU in 3 s of waiting. "
+        "Block instead of asking again and again: a Queue's get(timeout=...) that the "
+        "callbacks fill, or an Event the callbacks set"
+    )
+    children.assert_none_left("after first_result timed out (terminate the pool, then join it)")
+
+
 @pytest.mark.points(1)
 def test_first_result_raises_the_exception_of_the_first_task_to_finish(children):
     with pytest.raises(ZeroDivisionError):

@@ -109,6 +109,10 @@ def hint_of(item: pytest.Item) -> int | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Put every exercise test in the grade book, with its points, before anything runs."""
+    if items and config.option.tbstyle == "auto" and all(exercise_folder(i.path) for i in items):
+        # A student's run: each failure by its message and the line it failed at, not the
+        # whole test function's source (our messages say what is wrong); --tb=long for it.
+        config.option.tbstyle = "short"
     book = config.stash[gradebook_key]
     for item in items:
         folder = exercise_folder(item.path)

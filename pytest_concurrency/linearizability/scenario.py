@@ -202,7 +202,9 @@ class Scenario:
         pending = [c for c in history if c.end is None]
         if verdict.ok and (deadlock is None or pending):
             return history
-        raise NotLinearizable(format_failure(self, history, verdict, made[0], deadlock, name))
+        failure = NotLinearizable(format_failure(self, history, verdict, made[0], deadlock, name))
+        failure.deadlock = deadlock  # type: ignore[attr-defined]  # (the plugin notes it shown)
+        raise failure
 
 
 def scenarios(

@@ -830,7 +830,9 @@ class Scheduler:
                 # exit here, so the run is over. Unwind them quietly.
                 self._begin_abort()
             elif self.failure is None:
-                self.failure = DeadlockError(self._describe_deadlock())
+                text, sites = describe_deadlock(self)
+                self.failure = DeadlockError(text)
+                self.failure.deadlock_sites = sites  # type: ignore[attr-defined]
                 self._begin_abort()
             else:
                 self._begin_abort()
@@ -903,9 +905,6 @@ class Scheduler:
         self, record: ThreadRecord, code: CodeType, offset: int, frame: FrameType
     ) -> None:
         observe(self, record, code, offset, frame)
-
-    def _describe_deadlock(self) -> str:
-        return describe_deadlock(self)
 
     def _livelock_story(self, record: ThreadRecord) -> str:
         return describe_loop(self, record)

@@ -432,9 +432,30 @@ def _label(obj: Any, names: dict[int, str]) -> str:
     return describe(names.get(id(obj))) if describe is not None else _describe_object(obj)
 
 
-def describe_deadlock(scheduler: Scheduler) -> str:
+# Deadlocks a failed test already showed in full (the test's name, by where each
+# thread waits): a later test failing on the same one says so in a few lines,
+# rather than the same thirty again.  Filled by the plugin once a test failed.
+shown_deadlocks: dict[tuple[str, ...], str] = {}
+
+
+def describe_deadlock(scheduler: Scheduler) -> tuple[str, tuple[str, ...]]:
+    """What the blocked threads hold and wait for, and the interleaving; and where each
+    waits (the same places, the same deadlock: the key of ``shown_deadlocks``)."""
     frames = sys._current_frames()
     live = [t for t in scheduler.threads if t.state is not FINISHED]
+    sites = tuple(sorted(
+        user_site(frames.get(t.ident) if t.ident is not None else None) for t in live
+    ))
+    cycle = _cycle(scheduler)
+    # Only a cycle of lock owners, each waiting in user code, is known by its places.
+    earlier = shown_deadlocks.get(sites) if cycle and not any(s.startswith("(") for s in sites) else None
+    if earlier is not None:
+        waits = [f"  a thread waits at {site}" for site in dict.fromkeys(sites)]
+        return "\n".join([
+            f"every live thread is blocked ({len(live)}): the same deadlock as in {earlier} "
+            "above (its report shows who holds what, and the interleaving).",
+            *waits,
+        ]), sites
     if all(t.state is FINISHED for t in scheduler.threads if t.root):
         lines = [
             f"the callables returned, but {len(live)} thread(s) they started are blocked for "
@@ -456,7 +477,6 @@ def describe_deadlock(scheduler: Scheduler) -> str:
             t.name, holds, f"{waited}{in_call}", user_site(frame),
             owner.name if owner is not None and not isinstance(t.waiting_for, ThreadRecord) else None,
         ))
-    cycle = _cycle(scheduler)
     if cycle:
         lines.append(f"  cycle: {cycle_text([t.name for t in cycle])} (each waits for the next)")
     else:
@@ -469,7 +489,7 @@ def describe_deadlock(scheduler: Scheduler) -> str:
             )
     if scheduler.trace:
         lines.append(format_story(scheduler, numbered=False))
-    return renumber("\n".join(lines))
+    return renumber("\n".join(lines)), sites
 
 
 def describe_loop(scheduler: Scheduler, record: ThreadRecord) -> str:

@@ -79,6 +79,12 @@ def _sensible_settings(item: pytest.Item) -> None:
         function._hypothesis_internal_use_settings = settings(current, **changes)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # A session's reports point back only at what that session showed
+    # (pytester runs many sessions in one process).
+    _report.shown_deadlocks.clear()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Give every schedule test the settings of controlled runs before it is run."""
     for item in items:
@@ -113,6 +119,18 @@ def _page_name(nodeid: str) -> str:
     return cleaned.strip("-") + ".html"
 
 
+def _note_deadlocks_shown(error: BaseException | None, test: str) -> None:
+    """Remember the deadlocks this failure showed in full, for later tests to point at."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        for found in (error, getattr(error, "deadlock", None)):
+            sites = getattr(found, "deadlock_sites", None)
+            if sites is not None:
+                _report.shown_deadlocks.setdefault(sites, test)
+        error = error.__cause__ or error.__context__
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     """A failing schedule test's interleaving as a picture: lanes, an HTML page."""
@@ -128,6 +146,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         _report.last_told = None
     if call.when != "call":
         return report
+    if report.failed and call.excinfo is not None:
+        _note_deadlocks_shown(call.excinfo.value, item.name)
     told, _report.last_told = _report.last_told, None
     function = getattr(item, "obj", None)
     if not report.failed or told is None or function is None or not uses_schedules(function):
