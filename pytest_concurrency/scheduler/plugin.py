@@ -80,9 +80,8 @@ def _sensible_settings(item: pytest.Item) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    # A session's reports point back only at what that session showed
-    # (pytester runs many sessions in one process).
-    _report.shown_deadlocks.clear()
+    """Forget the deadlocks shown: a report points back only at its own session's."""
+    _report.shown_deadlocks.clear()  # (pytester runs many sessions in one process)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
