@@ -463,6 +463,25 @@ def describe_thread(
 _POOL_FILE = os.sep + os.path.join("multiprocessing", "pool.py")
 
 
+def error_chain(error: BaseException | None) -> Iterator[BaseException]:
+    """``error``, then what caused it (or was being handled when it was raised), each once.
+
+    >>> try:
+    ...     try:
+    ...         1 / 0
+    ...     except ZeroDivisionError as cause:
+    ...         raise ValueError("x") from cause
+    ... except ValueError as error:
+    ...     [type(e).__name__ for e in error_chain(error)]
+    ['ValueError', 'ZeroDivisionError']
+    """
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
 def explain_error(error: BaseException) -> str | None:
     """What a raw error of the standard library means for a student, when it is a common misuse.
 

@@ -29,7 +29,14 @@ from .._config import Setting, path_to, read_env
 from . import grade_all, student, watch
 from .formats import FORMATS, render, score_table_lines, write_report
 from .model import GradeBook
-from .supervisor import GradingError, Kit, Limits, Supervisor, become_subreaper
+from .supervisor import (
+    GradingError,
+    Kit,
+    Limits,
+    Supervisor,
+    add_exercise_options,
+    become_subreaper,
+)
 
 EXIT_CANNOT_GRADE = 3
 # The report is rewritten as exercises finish, at most this often (and at the end).
@@ -67,13 +74,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="the kit whose tests are run: the folder holding exercises/ and "
                             "pytest.ini (default: $PYTEST_CONCURRENCY_KIT, else the kit the "
                             "package is installed from)")
-    grade.add_argument("--exercise", metavar="NAME", action="append", default=None,
-                       help="grade only this exercise (repeatable)")
+    add_exercise_options(grade)
     defaults = Limits()
-    grade.add_argument("--timeout", metavar="S", type=float, default=defaults.wall,
-                       help=f"wall time of one exercise (default: {defaults.wall:g})")
-    grade.add_argument("--test-timeout", metavar="S", type=float, default=defaults.test,
-                       help=f"wall time of one test (default: {defaults.test:g})")
     grade.add_argument("--memory", metavar="MB", type=int, default=defaults.memory_mb,
                        help=f"memory of one exercise's processes (default: {defaults.memory_mb})")
     grade.add_argument("--max-processes", metavar="N", type=int, default=defaults.processes,
@@ -84,10 +86,6 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--import-timeout", metavar="S", type=float, default=defaults.collect,
                        help="time to collect one exercise's tests, which imports the submission's "
                             f"module (default: {defaults.collect:g})")
-    grade.add_argument("--exercise-budget", metavar="S", type=float, default=defaults.budget,
-                       help="once a test of an exercise timed out, the exercise's other tests "
-                            "share what is left of S seconds from its first test, and are not run "
-                            f"once it is spent; 0 for none (default: {defaults.budget:g})")
     grade.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     grade_all.add_parser(commands)
     _student_parsers(commands)

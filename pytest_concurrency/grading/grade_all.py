@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .formats import points_text
-from .supervisor import GradingError, Kit, Limits
+from .supervisor import GradingError, Kit, add_exercise_options
 
 REPORT_SUFFIX = {"gradescope": ".json", "exercism": ".json", "classroom50": ".json",
                  "junit": ".xml", "markdown": ".md"}
@@ -52,7 +52,6 @@ class Row:
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    defaults = Limits()
     parser = commands.add_parser(
         "grade-all", help="grade every submission in a folder; a gradebook CSV",
         description="Grade each folder of DIR (one submission each) with `pytest-concurrency grade`, "
@@ -73,15 +72,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--id-header", metavar="TEXT", default="Student",
                         help="header of the first column, the folder's name (default: Student; "
                              "e.g. 'SIS Login ID' for Canvas, 'Username' for Moodle)")
-    parser.add_argument("--exercise", metavar="NAME", action="append", default=None,
-                        help="grade only this exercise (repeatable)")
-    parser.add_argument("--timeout", metavar="S", type=float, default=defaults.wall,
-                        help=f"wall time of one exercise (default: {defaults.wall:g})")
-    parser.add_argument("--test-timeout", metavar="S", type=float, default=defaults.test,
-                        help=f"wall time of one test (default: {defaults.test:g})")
-    parser.add_argument("--exercise-budget", metavar="S", type=float, default=defaults.budget,
-                        help="once a test timed out, what the exercise's other tests share "
-                             f"(default: {defaults.budget:g})")
+    add_exercise_options(parser)
     parser.add_argument("--submission-timeout", metavar="S", type=float, default=None,
                         help="the last guard: stop grading one submission after S seconds "
                              "(default: the exercise wall time times the number of exercises, "

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from .._config import Setting, add, choice, path_to, read
+from .._frames import error_chain
 from ..errors import ImplementationError
 from ..layout import exercise_folder, graded_name, hint_paragraph
 from .formats import points_text, score_table_lines, write_atomically, write_gradescope
@@ -143,15 +144,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def _classify(excinfo: pytest.ExceptionInfo[BaseException]) -> tuple[str, str] | None:
     """(outcome, one-line message) for failures that need no traceback."""
-    error: BaseException | None = excinfo.value
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
+    for error in error_chain(excinfo.value):
         if isinstance(error, ImplementationError):
             return BROKEN, str(error)
         if isinstance(error, NotImplementedError):
             return NOT_STARTED, f"not started: {error}" if str(error) else NOT_STARTED
-        error = error.__cause__ or error.__context__
     return None
 
 

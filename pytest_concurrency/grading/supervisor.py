@@ -51,6 +51,7 @@ container too.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -192,6 +193,22 @@ class Limits:
         # Virtual memory is far above resident memory (thread stacks, arenas):
         # the hard guard is generous, the tree's RSS is watched more tightly.
         return (self.memory_mb + 2048) * 2**20
+
+
+def add_exercise_options(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the exercises and bound each one's time: the same for
+    ``grade`` and for ``grade-all``, which passes them on to ``grade``."""
+    defaults = Limits()
+    parser.add_argument("--exercise", metavar="NAME", action="append", default=None,
+                        help="grade only this exercise (repeatable)")
+    parser.add_argument("--timeout", metavar="S", type=float, default=defaults.wall,
+                        help=f"wall time of one exercise (default: {defaults.wall:g})")
+    parser.add_argument("--test-timeout", metavar="S", type=float, default=defaults.test,
+                        help=f"wall time of one test (default: {defaults.test:g})")
+    parser.add_argument("--exercise-budget", metavar="S", type=float, default=defaults.budget,
+                        help="once a test of an exercise timed out, the exercise's other tests "
+                             "share what is left of S seconds from its first test, and are not run "
+                             f"once it is spent; 0 for none (default: {defaults.budget:g})")
 
 
 # --- what the submission holds besides its modules ----------------------------

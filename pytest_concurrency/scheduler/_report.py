@@ -443,9 +443,8 @@ def describe_deadlock(scheduler: Scheduler) -> tuple[str, tuple[str, ...]]:
     waits (the same places, the same deadlock: the key of ``shown_deadlocks``)."""
     frames = sys._current_frames()
     live = [t for t in scheduler.threads if t.state is not FINISHED]
-    sites = tuple(sorted(
-        user_site(frames.get(t.ident) if t.ident is not None else None) for t in live
-    ))
+    stacks = [frames.get(t.ident) if t.ident is not None else None for t in live]
+    sites = tuple(sorted(user_site(frame) for frame in stacks))
     cycle = _cycle(scheduler)
     # Only a cycle of lock owners, each waiting in user code, is known by its places.
     earlier = shown_deadlocks.get(sites) if cycle and not any(s.startswith("(") for s in sites) else None
@@ -463,8 +462,7 @@ def describe_deadlock(scheduler: Scheduler) -> tuple[str, tuple[str, ...]]:
         ]
     else:
         lines = [f"every live thread is blocked ({len(live)}): nobody can go on."]
-    for t in live:
-        frame = frames.get(t.ident) if t.ident is not None else None
+    for t, frame in zip(live, stacks, strict=True):
         # Named as this thread's code calls them, next to its lines.
         names = names_in_stacks([*t.held, t.waiting_for], [frame])
 
@@ -480,7 +478,7 @@ def describe_deadlock(scheduler: Scheduler) -> tuple[str, tuple[str, ...]]:
     if cycle:
         lines.append(f"  cycle: {cycle_text([t.name for t in cycle])} (each waits for the next)")
     else:
-        misuse = explain_stuck(frames.get(t.ident) if t.ident is not None else None for t in live)
+        misuse = explain_stuck(stacks)
         lines.extend(f"  {note}" for note in misuse)
         if not misuse:
             lines.append(

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from .._config import Setting, add, choice, flag, path_to, read
-from .._frames import without_plugin_stacks
+from .._frames import error_chain, without_plugin_stacks
 from ..layout import in_exercise_folder
 from . import _report
 from ._patching import end_of_test, install_for_test
@@ -120,14 +120,11 @@ def _page_name(nodeid: str) -> str:
 
 def _note_deadlocks_shown(error: BaseException | None, test: str) -> None:
     """Remember the deadlocks this failure showed in full, for later tests to point at."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        for found in (error, getattr(error, "deadlock", None)):
+    for link in error_chain(error):
+        for found in (link, getattr(link, "deadlock", None)):
             sites = getattr(found, "deadlock_sites", None)
             if sites is not None:
                 _report.shown_deadlocks.setdefault(sites, test)
-        error = error.__cause__ or error.__context__
 
 
 @pytest.hookimpl(wrapper=True)
