@@ -75,7 +75,9 @@ def schedules(
                 if windows is None and max_preemptions:
                     mask = distance + 1  # which threads: bits of a number from 1
                     threads = tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
-                    windows = (threads, chosen + 1, max_preemptions)
+                    # One window per thread listed: a smaller code lists fewer threads,
+                    # so the shrinker leaves the fewest preemptions that still fail.
+                    windows = (threads, chosen + 1, min(len(threads), max_preemptions))
                 continue
             if kind == "walk":
                 if walk is None and max_preemptions:
