@@ -4,6 +4,7 @@
     python benchmarks/bench_scheduler.py --quick    # fewer seeds and examples
     python benchmarks/bench_scheduler.py --throughput   # the throughput table only
     python benchmarks/bench_scheduler.py --peers    # side by side with the peers (make bench-peers)
+    python benchmarks/bench_scheduler.py --shrink   # how far failures shrink
 
 1. Throughput: schedules explored per second through Hypothesis, for
    2 threads x 3 increments (target: >= 1,000/s), next to its parts: best
@@ -26,6 +27,9 @@
    500 schedules or 10 s per bug and twin, each search in its own process
    (benchmarks/peers.py).  A search whose process crashes or outlives the
    budget is inconclusive.
+4. --shrink: how far a failure shrinks, per bug over several seeds: the
+   preemptions in the falsifying example Hypothesis reports (fewest, median,
+   most), and on how many seeds it reached the fewest any seed reached.
 """
 
 from __future__ import annotations
@@ -74,6 +78,48 @@ def explore(scenario, max_examples: int, run_seed: int | None) -> tuple[int | No
     finally:
         uninstall()
     return None, time.perf_counter() - started
+
+
+def shrunk_preemptions(scenario, run_seed: int) -> int | None:
+    """Preemptions in the falsifying example Hypothesis reports (None: not found in 200)."""
+    last: list = []
+
+    @settings(max_examples=200, database=None, deadline=None, report_multiple_bugs=False)
+    @given(schedules())
+    def search(schedule):
+        last.append(schedule)
+        scenario(schedule)
+
+    try:
+        seed(run_seed)(search)()
+    except BaseException:  # noqa: BLE001 - any failure is the bug showing
+        return last[-1]._last.preemptions_taken  # the final replay: the shrunk example
+    finally:
+        uninstall()
+    return None
+
+
+def print_shrink(names, seeds: int) -> None:
+    header = f"{'bug':<24} {'found':>6}   {'preemptions: fewest':>19} {'median':>7} {'most':>5}   {'at fewest':>9}"
+    print(header)
+    print("-" * len(header))
+    total = at_fewest_total = 0
+    for name in names:
+        module = scheduler_corpus.load(name)
+        shrunk = [p for p in (shrunk_preemptions(module.buggy, 1000 + i) for i in range(seeds)) if p is not None]
+        if not shrunk:
+            print(f"{name:<24} {0:>3}/{seeds:<2}")
+            continue
+        fewest = min(shrunk)
+        at_fewest = shrunk.count(fewest)
+        total += len(shrunk)
+        at_fewest_total += at_fewest
+        print(
+            f"{name:<24} {len(shrunk):>3}/{seeds:<2}   {fewest:>19} {statistics.median(shrunk):>7.0f} "
+            f"{max(shrunk):>5}   {at_fewest:>5}/{len(shrunk):<3}"
+        )
+    print("-" * len(header))
+    print(f"failures shrunk to the fewest preemptions any seed reached: {at_fewest_total}/{total}")
 
 
 class PlainThreads:
@@ -342,7 +388,12 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=500, help="--peers: schedules per bug")
     parser.add_argument("--seconds", type=float, default=10.0, help="--peers: seconds per bug")
     parser.add_argument("--jobs", type=int, default=2, help="--peers: searches at once")
+    parser.add_argument("--shrink", action="store_true", help="only the table of how far failures shrink")
     options = parser.parse_args()
+    if options.shrink:
+        print(f"Python {sys.version.split()[0]}")
+        print_shrink(options.only or scheduler_corpus.NAMES, options.seeds or 10)
+        return
     if options.peers:
         import os
 
