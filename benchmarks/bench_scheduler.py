@@ -5,6 +5,7 @@
     python benchmarks/bench_scheduler.py --throughput   # the throughput table only
     python benchmarks/bench_scheduler.py --peers    # side by side with the peers (make bench-peers)
     python benchmarks/bench_scheduler.py --shrink   # how far failures shrink
+    python benchmarks/bench_scheduler.py --distinct # different interleavings per 200 examples
 
 1. Throughput: schedules explored per second through Hypothesis, for
    2 threads x 3 increments (target: >= 1,000/s), next to its parts: best
@@ -30,6 +31,9 @@
 4. --shrink: how far a failure shrinks, per bug over several seeds: the
    preemptions in the falsifying example Hypothesis reports (fewest, median,
    most), and on how many seeds it reached the fewest any seed reached.
+5. --distinct: coverage, how many of 200 examples on each fixed twin (which
+   never fails, so all 200 run) were interleavings not seen before: the
+   same thread switches at the same steps count as one.
 """
 
 from __future__ import annotations
@@ -120,6 +124,42 @@ def print_shrink(names, seeds: int) -> None:
         )
     print("-" * len(header))
     print(f"failures shrunk to the fewest preemptions any seed reached: {at_fewest_total}/{total}")
+
+
+def distinct_interleavings(scenario, run_seed: int, examples: int = 200) -> tuple[int, int]:
+    """(different interleavings, examples run) over one Hypothesis search of scenario."""
+    seen: set[tuple[tuple[int, int, int], ...]] = set()
+    count = 0
+
+    @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate])
+    @given(schedules())
+    def search(schedule):
+        nonlocal count
+        count += 1
+        try:
+            scenario(schedule)
+        finally:
+            seen.add(tuple((step, before, after) for step, before, after, *_ in schedule._last.switches))
+
+    try:
+        seed(run_seed)(search)()
+    finally:
+        uninstall()
+    return len(seen), count
+
+
+def print_distinct(names, seeds: int) -> None:
+    header = f"{'fixed twin':<24} {'different interleavings of 200 examples, per seed':>50}"
+    print(header)
+    print("-" * len(header))
+    shares: list[float] = []
+    for name in names:
+        module = scheduler_corpus.load(name)
+        results = [distinct_interleavings(module.fixed, 1000 + i) for i in range(seeds)]
+        shares.extend(different / run for different, run in results)
+        print(f"{name:<24} {'  '.join(f'{different:>3}/{run}' for different, run in results):>50}")
+    print("-" * len(header))
+    print(f"median share of examples that were a new interleaving: {statistics.median(shares):.0%}")
 
 
 class PlainThreads:
@@ -389,7 +429,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="--peers: seconds per bug")
     parser.add_argument("--jobs", type=int, default=2, help="--peers: searches at once")
     parser.add_argument("--shrink", action="store_true", help="only the table of how far failures shrink")
+    parser.add_argument("--distinct", action="store_true", help="only the table of different interleavings")
     options = parser.parse_args()
+    if options.distinct:
+        print(f"Python {sys.version.split()[0]}")
+        print_distinct(options.only or scheduler_corpus.NAMES, options.seeds or 3)
+        return
     if options.shrink:
         print(f"Python {sys.version.split()[0]}")
         print_shrink(options.only or scheduler_corpus.NAMES, options.seeds or 10)
