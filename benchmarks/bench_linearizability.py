@@ -3,7 +3,7 @@
     python benchmarks/bench_linearizability.py            # 300 scenarios per structure
     python benchmarks/bench_linearizability.py --examples 1000
 
-For each structure (queue.Queue, and the solutions of 06-09 through their exercise
+For each structure (queue.Queue, and the solutions of 04-09 through their exercise
 tests' operations and models): the time per scenario of the whole check (draw, run
 under the schedule, check), the part spent in the search for a sequential order,
 and their ratio; then the worst history of 9 calls (3 threads of 3 overlapping
@@ -111,6 +111,14 @@ def main() -> None:
     smoke = load_test_module_or_none("tests", "test_linearizability")
     print(f"{'structure':34} {'runs':>6} {'per scenario':>12} {'search':>12} {'worst':>12} {'share':>7}")
     measure("queue.Queue", smoke.QUEUE_OPERATIONS, queue.Queue, smoke.queue_model, (), examples)
+    gate = load_test_module("04_event", "test_gate")
+    measure("04 CountDownLatch", gate.LATCH_OPERATIONS, lambda: gate.gate.CountDownLatch(gate.START), gate.latch_model,
+            gate.START, examples, draw={"setup": gate.LATCH_OPERATIONS[:1], "max_setup": 1})
+    measure("04 StartingGate", gate.GATE_OPERATIONS, gate.gate.StartingGate, gate.gate_model, False, examples,
+            draw={"max_setup": 0})
+    watch = load_test_module("05_condition", "test_barrier")
+    measure("05 ValueWatch", watch.WATCH_OPERATIONS, lambda: watch.barrier.ValueWatch(0), watch.watch_model, 0, examples,
+            draw={"setup": watch.WATCH_OPERATIONS[:1], "max_setup": 1})
     bank = load_test_module("06_locks", "test_bank")
     measure("06 Bank (transfers, totals)", bank.MONEY_MOVED, bank.Branch, bank.bank_model, bank.OPENING, examples,
             draw={"setup": (), "after": (), "final": [bank.BALANCES]})
