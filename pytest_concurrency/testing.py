@@ -11,6 +11,10 @@ Processes.  Import the fixtures into a test module to use them::
   fails it with its Python stack, and whatever is left is killed.
 - :func:`within`: call a function, but fail instead of hanging, showing where
   the call and the child processes it started were stuck (then killing those).
+- :class:`GuardedArray` (a shared ``Array``) and :class:`GuardedManagers` (the
+  dicts of ``multiprocessing.Manager()``): record whether every update a child
+  process makes holds the one lock all processes share; checked on every run,
+  not left to the luck of a lost update.
 
 Threads (exercises 01-09)::
 
@@ -24,12 +28,18 @@ Threads (exercises 01-09)::
 
 from __future__ import annotations
 
+import itertools
+import json
 import multiprocessing
+import multiprocessing.synchronize
+import os
 import sys
+import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import psutil
@@ -500,3 +510,425 @@ class GuardedArray:
                 "Hold arr.get_lock() around both the read and the write"
             )
         return "; ".join(found)
+
+
+# --- lock discipline across processes, for a Manager's dict ---------------------------------
+#
+# GuardedArray wraps the one object a test hands over; a Manager is made by the code under
+# test, so GuardedManagers swaps what ``multiprocessing.Manager()`` and ``Lock()`` make
+# instead.  Each worker process appends what it saw to a file (one JSON line per finding,
+# each written once per process): a file outlives the manager's shutdown, and its path
+# reaches forked and spawned children alike through the environment.
+
+# "<pid of the test's process>:<path of the findings file>", while a GuardedManagers is active.
+_FINDINGS_ENV = "PYTEST_CONCURRENCY_LOCK_FINDINGS"
+# Enough for every key of an exercise's test; past it, a process records nothing more.
+_MAX_FINDINGS = 1000
+
+
+class _ThisThread(threading.local):
+    """The shared locks this thread holds now, and under which holds it read which keys."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, tuple[int, int]] = {}  # lock id -> (depth, number of this hold)
+        self.reads: dict[tuple[str, Any], frozenset[tuple[str, int]]] = {}
+
+
+_this_thread = _ThisThread()
+_hold_numbers = itertools.count(1)
+_recorded: set[str] = set()
+
+
+def _forget_the_parent() -> None:
+    # A forked child does not hold the locks its parent held, nor share its reads.
+    global _this_thread, _recorded
+    _this_thread = _ThisThread()
+    _recorded = set()
+
+
+os.register_at_fork(after_in_child=_forget_the_parent)
+
+
+def _acquired(lock_id: str) -> None:
+    depth, number = _this_thread.held.get(lock_id, (0, next(_hold_numbers)))
+    _this_thread.held[lock_id] = (depth + 1, number)
+
+
+def _released(lock_id: str) -> None:
+    depth, number = _this_thread.held.pop(lock_id, (1, 0))
+    if depth > 1:  # an RLock still held by an outer `with`
+        _this_thread.held[lock_id] = (depth - 1, number)
+
+
+def _holds() -> frozenset[tuple[str, int]]:
+    """The locks this thread holds now, each with the number of its hold."""
+    return frozenset((lock_id, number) for lock_id, (_, number) in _this_thread.held.items())
+
+
+def _guard_in_force() -> tuple[int, str] | None:
+    """(the test's pid, the findings file) while a GuardedManagers is active, else None."""
+    value = os.environ.get(_FINDINGS_ENV)
+    if not value:
+        return None
+    pid, _, path = value.partition(":")
+    return int(pid), path
+
+
+def _in_a_worker() -> bool:
+    guard = _guard_in_force()
+    return guard is not None and guard[0] != os.getpid()
+
+
+def _record(**finding: Any) -> None:
+    guard = _guard_in_force()
+    # The test's own process is left alone: before the workers start or after they are
+    # joined, it may write without a lock.
+    if guard is None or guard[0] == os.getpid():
+        return
+    line = json.dumps({"pid": os.getpid(), **finding}, sort_keys=True)
+    if line in _recorded or len(_recorded) >= _MAX_FINDINGS:
+        return
+    _recorded.add(line)
+    try:  # without O_CREAT: a worker nobody joined must not recreate the file of an ended guard
+        fd = os.open(guard[1], os.O_WRONLY | os.O_APPEND)
+    except OSError:
+        return
+    try:
+        os.write(fd, (line + "\n").encode())  # one write: lines of several processes do not mix
+    finally:
+        os.close(fd)
+
+
+class _TrackedSemLock(multiprocessing.synchronize.SemLock):
+    """A ``multiprocessing`` lock that tells this process's record when it is held.
+
+    Its id is made once, where the lock is made, and travels with it: copied into forked
+    children, pickled to spawned ones.  So a lock made in the parent and passed to every
+    worker has one id in all of them, and a lock each worker makes has one of its own.
+    """
+
+    _guard_id: str
+    _semlock: Any
+
+    def _make_methods(self) -> None:
+        # SemLock binds acquire/release of the C lock on the instance, which would hide ours.
+        pass
+
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        got = bool(self._semlock.acquire(block, timeout))
+        if got:
+            _acquired(self._guard_id)
+        return got
+
+    def release(self) -> None:
+        self._semlock.release()
+        _released(self._guard_id)
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __getstate__(self) -> Any:
+        return super().__getstate__(), self._guard_id
+
+    def __setstate__(self, state: Any) -> None:
+        inner, self._guard_id = state
+        super().__setstate__(inner)  # type: ignore[misc]
+
+
+def _new_lock_id(kind: str) -> str:
+    return f"multiprocessing.{kind}() made in process {os.getpid()} ({uuid.uuid4().hex[:8]})"
+
+
+class _TrackedLock(_TrackedSemLock, multiprocessing.synchronize.Lock):
+    def __init__(self, *, ctx: Any) -> None:
+        super().__init__(ctx=ctx)
+        self._guard_id = _new_lock_id("Lock")
+
+
+class _TrackedRLock(_TrackedSemLock, multiprocessing.synchronize.RLock):
+    def __init__(self, *, ctx: Any) -> None:
+        super().__init__(ctx=ctx)
+        self._guard_id = _new_lock_id("RLock")
+
+
+# What GuardedManagers swaps out and in, by module and name.  SyncManager joins both once
+# the Manager classes are made, on first use (see __getattr__ below).
+_REAL_MP: dict[tuple[str, str], Any] = {
+    ("multiprocessing.synchronize", "Lock"): multiprocessing.synchronize.Lock,
+    ("multiprocessing.synchronize", "RLock"): multiprocessing.synchronize.RLock,
+}
+_TRACKED_MP: dict[tuple[str, str], Any] = {
+    ("multiprocessing.synchronize", "Lock"): _TrackedLock,
+    ("multiprocessing.synchronize", "RLock"): _TrackedRLock,
+}
+_MANAGER_CLASSES = ("GuardedSyncManager", "_GuardedDictProxy", "_TrackedLockProxy")
+
+
+def _proxy_id(proxy: Any, what: str) -> str:
+    # The object in the manager's server: the same for every proxy of it, in every process.
+    return f"{what} {proxy._token.id} of the manager at {proxy._token.address}"
+
+
+def _make_manager_classes() -> dict[str, type]:
+    """The Manager whose ``dict()``, ``Lock()`` and ``RLock()`` proxies record what workers do."""
+    import multiprocessing.managers as managers
+
+    class _TrackedLockProxy(managers.AcquirerProxy):  # type: ignore[name-defined]
+        """A manager ``Lock()``/``RLock()`` proxy that tells this process's record when it is held."""
+
+        def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+            got = bool(super().acquire(blocking, timeout))
+            if got:
+                _acquired(_proxy_id(self, "lock"))
+            return got
+
+        def release(self) -> None:
+            super().release()
+            _released(_proxy_id(self, "lock"))
+
+        def __enter__(self) -> bool:
+            return self.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            self.release()
+
+    class _GuardedDictProxy(managers.DictProxy):
+        """A manager ``dict()`` proxy that, in worker processes, checks the lock around each write.
+
+        Reads (``get``, ``d[k]``, ``k in d``, ``setdefault``, ``pop``) note which holds of
+        which locks were current; a write (``d[k] = v``, ``update``, ``del d[k]``, ``pop``)
+        is recorded as ``unlocked`` (no shared lock held), ``split`` (the key's read came
+        under another hold) or ``locked`` (with the locks held, compared across processes
+        by :meth:`GuardedManagers.problems`).
+        """
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._guard_id = _proxy_id(self, "dict")
+            if _in_a_worker():
+                # Arrived in a spawned worker, which imported multiprocessing afresh: the
+                # locks and managers it makes are tracked too (a forked one inherited that).
+                _install(_tracked_mp())
+
+        def _read(self, key: Any) -> None:
+            _this_thread.reads[(self._guard_id, key)] = _holds()
+
+        def _write(self, key: Any) -> None:
+            holds = _holds()
+            read = _this_thread.reads.pop((self._guard_id, key), None)
+            shown = repr(key)[:60]
+            if not holds:
+                _record(kind="unlocked", dict=self._guard_id, key=shown)
+            elif read is not None and not read & holds:
+                _record(kind="split", dict=self._guard_id, key=shown)
+            else:
+                _record(kind="locked", dict=self._guard_id, key=shown,
+                        locks=sorted(lock_id for lock_id, _ in holds))
+
+        def __getitem__(self, key: Any) -> Any:
+            self._read(key)
+            return super().__getitem__(key)
+
+        def get(self, key: Any, *default: Any) -> Any:
+            self._read(key)
+            return super().get(key, *default)
+
+        def __contains__(self, key: Any) -> bool:
+            self._read(key)  # `if k not in d: d[k] = 0` acts on what it read
+            return super().__contains__(key)
+
+        def setdefault(self, key: Any, *default: Any) -> Any:
+            # One request, so atomic in the manager: no lock needed; what it returns is a read.
+            self._read(key)
+            return super().setdefault(key, *default)
+
+        def __setitem__(self, key: Any, value: Any) -> None:
+            self._write(key)
+            super().__setitem__(key, value)
+
+        def __delitem__(self, key: Any) -> None:
+            self._write(key)
+            super().__delitem__(key)
+
+        def pop(self, key: Any, *default: Any) -> Any:
+            self._write(key)
+            self._read(key)  # `n = d.pop(k, 0); d[k] = n + 1` is a read-modify-write too
+            return super().pop(key, *default)
+
+        def update(self, *args: Any, **kwargs: Any) -> None:
+            items = dict(*args, **kwargs)
+            for key in items:
+                self._write(key)
+            super().update(items)
+
+    class GuardedSyncManager(managers.SyncManager):
+        """What ``multiprocessing.Manager()`` makes while a :class:`GuardedManagers` is active."""
+
+    # The server makes what SyncManager's would (threading.Lock as it was when SyncManager
+    # registered it); only the proxies differ.
+    registry: dict[str, tuple[Any, ...]] = managers.SyncManager._registry  # type: ignore[attr-defined]
+    for typeid, proxy in (("dict", _GuardedDictProxy), ("Lock", _TrackedLockProxy),
+                          ("RLock", _TrackedLockProxy)):
+        GuardedSyncManager.register(typeid, registry[typeid][0], proxy)
+    made: dict[str, type] = {}
+    for cls in (GuardedSyncManager, _GuardedDictProxy, _TrackedLockProxy):
+        cls.__module__, cls.__qualname__ = __name__, cls.__name__  # pickled by name, from here
+        made[cls.__name__] = cls
+    _REAL_MP[("multiprocessing.managers", "SyncManager")] = managers.SyncManager
+    return made
+
+
+def __getattr__(name: str) -> Any:
+    """The Manager classes, made on first use: what pickle finds under their names here.
+
+    Not at import: importing ``multiprocessing.managers`` fixes in ``SyncManager``'s registry
+    the ``threading.Lock`` of that moment, which a spawned Manager then pickles by name.  At
+    this module's import (test collection) that is the plain one, while during a test the
+    deadlock watch has put its own under that name: every spawned Manager would fail.
+    """
+    if name in _MANAGER_CLASSES:
+        return _manager_classes()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _manager_classes() -> dict[str, type]:
+    if "GuardedSyncManager" not in globals():
+        globals().update(_make_manager_classes())
+        _TRACKED_MP[("multiprocessing.managers", "SyncManager")] = globals()["GuardedSyncManager"]
+    return {name: globals()[name] for name in _MANAGER_CLASSES}
+
+
+def _tracked_mp() -> dict[tuple[str, str], Any]:
+    _manager_classes()
+    return _TRACKED_MP
+
+
+def _install(classes: dict[tuple[str, str], Any]) -> None:
+    # BaseContext.Manager/Lock/RLock import these names from their modules at each call.
+    for (module, name), cls in classes.items():
+        setattr(sys.modules[module], name, cls)
+
+
+class GuardedManagers:
+    """While active, records how worker processes update the dicts of ``multiprocessing.Manager()``.
+
+    Every ``Manager()`` (or ``ctx.Manager()``) made meanwhile is a ``GuardedSyncManager``,
+    whose ``dict()`` proxies check, in each process but the test's own, that every write of a
+    key is made while holding a lock all processes share, and, when the key was read first,
+    under the same hold of the lock as that read.  The locks it knows are the manager's
+    ``Lock()``/``RLock()`` and ``multiprocessing.Lock()``/``RLock()`` made meanwhile; either
+    kind is right when every process holds the same one.  A missing lock, a lock let go
+    between the read and the write, or a lock each process makes for itself is recorded on
+    every run, whatever the timing: no update has to be lost.  Works under fork and spawn::
+
+        with GuardedManagers() as guard:
+            counts = word_count(chunks, 4)
+        assert not guard.problems(), guard.problems()
+    """
+
+    def __init__(self) -> None:
+        self._path: str | None = None
+        self._previous: str | None = None
+        self._lines: list[str] = []
+
+    def __enter__(self) -> GuardedManagers:
+        tracked = _tracked_mp()
+        if any(getattr(sys.modules[module], name) is cls for (module, name), cls in tracked.items()):
+            raise RuntimeError("GuardedManagers is already active (they do not nest)")
+        fd, self._path = tempfile.mkstemp(prefix="pytest-concurrency-locks-", suffix=".jsonl")
+        os.close(fd)
+        self._previous = os.environ.get(_FINDINGS_ENV)
+        os.environ[_FINDINGS_ENV] = f"{os.getpid()}:{self._path}"
+        _install(tracked)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _install(_REAL_MP)
+        if self._previous is None:
+            os.environ.pop(_FINDINGS_ENV, None)
+        else:
+            os.environ[_FINDINGS_ENV] = self._previous
+        self._lines = self._read()
+        if self._path is not None:
+            os.unlink(self._path)
+            self._path = None
+
+    def _read(self) -> list[str]:
+        if self._path is None:
+            return self._lines
+        with open(self._path, encoding="utf-8") as file:
+            return file.read().splitlines()
+
+    def findings(self) -> list[dict[str, Any]]:
+        """What the workers recorded: one dict per kind of write, key, locks and process."""
+        return [json.loads(line) for line in self._read() if line.endswith("}")]
+
+    def problems(self) -> str:
+        """What went wrong, in a student's words ("" if every update held the shared lock)."""
+        findings = self.findings()
+        found = []
+        unlocked = _keys_and_processes(f for f in findings if f["kind"] == "unlocked")
+        if unlocked:
+            found.append(
+                f"{unlocked} without holding a lock that every process shares. "
+                "`d[w] = d.get(w, 0) + n` is two requests to the manager: another process can "
+                "write in between, and its update is lost. Make one lock (manager.Lock()) before "
+                "starting the processes, give it to each of them, and hold it around the read "
+                "and the write"
+            )
+        split = _keys_and_processes(f for f in findings if f["kind"] == "split")
+        if split:
+            found.append(
+                f"{split} under another hold of the lock than the read its value came from: "
+                "the lock was let go in between, so another process could write meanwhile. "
+                "Hold the lock around both the read and the write"
+            )
+        apart = _locks_apart(f for f in findings if f["kind"] == "locked")
+        if apart:
+            found.append(apart)
+        return "; ".join(found)
+
+
+def _keys_and_processes(findings: Iterable[dict[str, Any]]) -> str:
+    """ "key 'a' (and 2 more) of the Manager dict was written by 3 worker processes" ("" if none)."""
+    keys: dict[str, None] = {}
+    pids = set()
+    for finding in findings:
+        keys[finding["key"]] = None
+        pids.add(finding["pid"])
+    if not keys:
+        return ""
+    first, *more = keys
+    also = f" (and {len(more)} more)" if more else ""
+    return (f"key {first}{also} of the Manager dict was written by {len(pids)} worker "
+            f"process{'es' if len(pids) > 1 else ''}")
+
+
+def _locks_apart(findings: Iterable[dict[str, Any]]) -> str:
+    """Keys whose writes held no lock in common: a lock per process (or per update)."""
+    by_key: dict[tuple[str, str], dict[int, list[frozenset[str]]]] = {}
+    for finding in findings:
+        per_pid = by_key.setdefault((finding["dict"], finding["key"]), {})
+        per_pid.setdefault(finding["pid"], []).append(frozenset(finding["locks"]))
+    apart = {
+        key: per_pid for key, per_pid in by_key.items()
+        if not frozenset.intersection(*(locks for held in per_pid.values() for locks in held))
+    }
+    if not apart:
+        return ""
+    (_, first), per_pid = next(iter(apart.items()))
+    also = f" (and {len(apart) - 1} more)" if len(apart) > 1 else ""
+    locks = len({locks for held in per_pid.values() for locks in held})
+    if any(len(set(held)) > 1 for held in per_pid.values()):
+        why = "a new lock was made for each update"
+    else:
+        why = f"each of the {len(per_pid)} processes made its own lock"
+    return (
+        f"key {first}{also} of the Manager dict was updated under {locks} different locks: "
+        f"{why}, and a lock that no other process holds excludes nobody. Make the lock once, "
+        "before starting the processes (manager.Lock(), or multiprocessing.Lock()), and pass "
+        "that one lock to each of them"
+    )

@@ -3,8 +3,10 @@
 Lost updates are made likely, not left to luck: four processes count the
 same three words over and over, so that without a lock their
 ``counts[w] = counts.get(w, 0) + 1`` (two requests to the manager) overlap on
-every run.  The tests run under both start methods (``fork``, and ``spawn``
-as on macOS and Windows).
+every run.  The lock discipline itself is checked too, on every run
+(``GuardedManagers``): each write to the manager's dict must hold the one lock
+all processes share.  The tests run under both start methods (``fork``, and
+``spawn`` as on macOS and Windows).
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from multiprocessing.process import BaseProcess
 import pytest
 
 from pytest_concurrency import load_impl
-from pytest_concurrency.testing import children, start_method, within  # noqa: F401  (fixtures)
+from pytest_concurrency.testing import (  # noqa: F401  (fixtures)
+    GuardedManagers,
+    children,
+    start_method,
+    within,
+)
 
 manager_dict = load_impl("manager_dict")
 
@@ -96,3 +103,22 @@ def test_word_count_of_nothing_is_empty(children):
     assert within(PATIENCE, manager_dict.word_count, [], 2) == {}
     assert within(PATIENCE, manager_dict.word_count, ["", "  \n"], 2) == {}
     children.assert_none_left("after word_count returned")
+
+
+@pytest.mark.points(3)
+@pytest.mark.hint(2)
+@pytest.mark.parametrize("start_method", ["fork", "spawn"], indirect=True)
+def test_every_update_holds_the_lock_all_processes_share(start_method, children):
+    """The lock discipline itself, not its luck: while word_count runs, the Manager's dict
+    records in each worker every write made without a lock all processes share (no lock,
+    or a lock each process made for itself) and every write whose read came under an
+    earlier hold of the lock.  A mistake there fails on every run, even one where no
+    update happened to be lost."""
+    chunks = CHUNKS[:40]  # every worker gets all three words: enough to compare their locks
+    with GuardedManagers() as guard:
+        counts = within(PATIENCE, manager_dict.word_count, chunks, 4)
+    problems = guard.problems()
+    assert not problems, f"word_count: {problems}"
+    expected = dict(Counter(word for chunk in chunks for word in chunk.split()))
+    assert dict(counts) == expected, f"counted {dict(counts)}, expected {expected}"
+    children.assert_none_left("after word_count returned (join the workers, shut the manager down)")
