@@ -609,6 +609,11 @@ class _TrackedSemLock(multiprocessing.synchronize.SemLock):
 
     _guard_id: str
     _semlock: Any
+    _kind: str  # Lock or RLock, as the student wrote it
+
+    def __init__(self, *, ctx: Any) -> None:
+        super().__init__(ctx=ctx)  # type: ignore[call-arg]  # Lock's or RLock's, by the MRO
+        self._guard_id = f"multiprocessing.{self._kind}() made in process {os.getpid()} ({uuid.uuid4().hex[:8]})"
 
     def _make_methods(self) -> None:
         # SemLock binds acquire/release of the C lock on the instance, which would hide ours.
@@ -638,20 +643,12 @@ class _TrackedSemLock(multiprocessing.synchronize.SemLock):
         super().__setstate__(inner)  # type: ignore[misc]
 
 
-def _new_lock_id(kind: str) -> str:
-    return f"multiprocessing.{kind}() made in process {os.getpid()} ({uuid.uuid4().hex[:8]})"
-
-
 class _TrackedLock(_TrackedSemLock, multiprocessing.synchronize.Lock):
-    def __init__(self, *, ctx: Any) -> None:
-        super().__init__(ctx=ctx)
-        self._guard_id = _new_lock_id("Lock")
+    _kind = "Lock"
 
 
 class _TrackedRLock(_TrackedSemLock, multiprocessing.synchronize.RLock):
-    def __init__(self, *, ctx: Any) -> None:
-        super().__init__(ctx=ctx)
-        self._guard_id = _new_lock_id("RLock")
+    _kind = "RLock"
 
 
 # What GuardedManagers swaps out and in, by module and name.  SyncManager joins both once
@@ -777,7 +774,6 @@ def _make_manager_classes() -> dict[str, type]:
     for cls in (GuardedSyncManager, _GuardedDictProxy, _TrackedLockProxy):
         cls.__module__, cls.__qualname__ = __name__, cls.__name__  # pickled by name, from here
         made[cls.__name__] = cls
-    _REAL_MP[("multiprocessing.managers", "SyncManager")] = managers.SyncManager
     return made
 
 
@@ -797,6 +793,9 @@ def __getattr__(name: str) -> Any:
 def _manager_classes() -> dict[str, type]:
     if "GuardedSyncManager" not in globals():
         globals().update(_make_manager_classes())
+        import multiprocessing.managers  # imported by _make_manager_classes, now safe to name
+
+        _REAL_MP[("multiprocessing.managers", "SyncManager")] = multiprocessing.managers.SyncManager
         _TRACKED_MP[("multiprocessing.managers", "SyncManager")] = globals()["GuardedSyncManager"]
     return {name: globals()[name] for name in _MANAGER_CLASSES}
 
