@@ -1,3 +1,10 @@
+# Imported here, before any in-process pytester run: such a run takes the modules it imported
+# out of sys.modules afterwards, while multiprocessing keeps them as attributes.  A Manager
+# imported later would then hold a Pool class that pickle finds in a second copy of
+# multiprocessing.pool, and no Manager could be spawned in this process any more.
+import multiprocessing.managers  # noqa: F401
+import multiprocessing.pool  # noqa: F401
+
 import pytest
 
 pytest_plugins = ["pytester"]

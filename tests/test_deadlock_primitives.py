@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing.managers
 import queue
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -135,6 +137,32 @@ def test_a_manager_starts_with_spawn_under_the_watch():
             assert dict(shared) == {"x": 1}
     finally:
         wg.uninstall()
+
+
+class _LockManager(multiprocessing.managers.BaseManager):
+    """A student's own manager, made before any watch: its registry holds the real RLock."""
+
+
+_LockManager.register("RLock", threading.RLock, multiprocessing.managers.AcquirerProxy)
+
+
+@pytest.mark.no_deadlock_detection  # installs the watch itself
+def test_managers_imported_before_the_watch_start_with_spawn_under_it_and_after_it(monkeypatch):
+    """A student's module imports multiprocessing.managers at its top, so before the watch;
+    pickle must still find every factory of the registries a spawned manager carries."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))  # for _LockManager
+    spawn = multiprocessing.get_context("spawn")
+    for watched in (True, False, True):
+        if watched:
+            wg.install()
+        try:
+            with spawn.Manager() as manager, manager.RLock(), manager.Condition():
+                pass
+            with _LockManager(ctx=spawn) as own, own.RLock():
+                pass
+        finally:
+            if watched:
+                wg.uninstall()
 
 
 def test_a_woken_thread_that_has_not_run_yet_is_not_counted_as_blocked() -> None:

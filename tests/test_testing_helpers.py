@@ -101,12 +101,6 @@ ROOT = Path(__file__).resolve().parent.parent
 forking_beside_threads = pytest.mark.filterwarnings(
     "ignore:This process .* is multi-threaded:DeprecationWarning"
 )
-# In an interpreter of their own (one for all of them): an in-process pytester run of another
-# test (tests/test_report_readability.py) takes the multiprocessing modules it imported out
-# of sys.modules while multiprocessing keeps them as attributes; a Manager imported after
-# that holds a Pool class that pickle finds in a new copy of multiprocessing.pool, and no
-# Manager can be spawned in that process any more.
-in_a_fresh_interpreter = pytest.mark.isolated(timeout=120)
 
 
 @pytest.fixture
@@ -187,7 +181,6 @@ def count_in_workers(how: str, lock_kind: str = "manager Lock") -> tuple[dict, G
         return dict(counts), guard
 
 
-@in_a_fresh_interpreter
 @forking_beside_threads
 @pytest.mark.usefixtures("start_method", "spawnable")
 @pytest.mark.parametrize("lock_kind", LOCKS)
@@ -200,7 +193,6 @@ def test_guarded_managers_pass_one_lock_shared_by_every_process_of_either_kind(l
     assert len({f["pid"] for f in locked}) == 3 and len({tuple(f["locks"]) for f in locked}) == 1
 
 
-@in_a_fresh_interpreter
 @forking_beside_threads
 @pytest.mark.usefixtures("start_method", "spawnable")
 def test_guarded_managers_pass_an_rlock_taken_again_inside():
@@ -209,7 +201,6 @@ def test_guarded_managers_pass_an_rlock_taken_again_inside():
     assert guard.problems() == ""
 
 
-@in_a_fresh_interpreter
 @forking_beside_threads
 @pytest.mark.usefixtures("start_method", "spawnable")
 def test_guarded_managers_name_a_write_without_a_lock():
@@ -220,7 +211,6 @@ def test_guarded_managers_name_a_write_without_a_lock():
     )
 
 
-@in_a_fresh_interpreter
 @forking_beside_threads
 @pytest.mark.usefixtures("start_method", "spawnable")
 @pytest.mark.parametrize("how", ["split", "checked outside the lock"])
@@ -231,7 +221,6 @@ def test_guarded_managers_name_a_lock_let_go_between_the_read_and_the_write(how)
     assert "without holding" not in problems and "different locks" not in problems
 
 
-@in_a_fresh_interpreter
 @forking_beside_threads
 @pytest.mark.usefixtures("start_method", "spawnable")
 @pytest.mark.parametrize("how", ["own lock", "own manager's lock"])
@@ -243,7 +232,6 @@ def test_guarded_managers_name_a_lock_made_in_each_process(how):
     assert "without holding" not in problems
 
 
-@in_a_fresh_interpreter
 @forking_beside_threads
 @pytest.mark.usefixtures("spawnable")
 def test_guarded_managers_name_a_new_lock_for_each_update():
@@ -251,7 +239,6 @@ def test_guarded_managers_name_a_new_lock_for_each_update():
     assert "a new lock was made for each update" in guard.problems()
 
 
-@in_a_fresh_interpreter
 @forking_beside_threads
 @pytest.mark.usefixtures("spawnable")
 def test_guarded_managers_leave_the_test_process_alone_and_undo_what_they_change():
@@ -273,7 +260,6 @@ def test_guarded_managers_leave_the_test_process_alone_and_undo_what_they_change
 SOLUTION = ROOT / "solutions" / "14_manager_dict" / "manager_dict.py"
 
 
-@in_a_fresh_interpreter
 @forking_beside_threads
 @pytest.mark.usefixtures("start_method", "spawnable")
 @pytest.mark.parametrize("lock", ["manager.Lock()", "multiprocessing.Lock()"])

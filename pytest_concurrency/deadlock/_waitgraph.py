@@ -1079,12 +1079,49 @@ def install() -> None:
     threading.RLock = InstrumentedRLock  # type: ignore[assignment]
     threading.Condition = condition  # type: ignore[assignment,misc]
     threading.Thread.join = _watched_join  # type: ignore[method-assign]
+    _watch_manager_registries()
 
 
 def uninstall() -> None:
     """Put back exactly what the matching :func:`install` found."""
     (threading.Lock, threading.RLock, threading.Condition,  # type: ignore[misc]
      threading.Thread.join) = _installed.pop()  # type: ignore[method-assign]
+
+
+# threading's own factories, and what stands for each in a manager's registry.
+_MANAGER_STAND_INS: dict[Any, Any] = {
+    threading.Lock: InstrumentedLock, threading.RLock: InstrumentedRLock, threading.Condition: Condition,
+}
+
+
+def _watch_manager_registries() -> None:
+    """Put watched factories in the registries of the managers imported so far.
+
+    ``SyncManager`` registers ``threading.RLock`` and ``threading.Condition`` when
+    ``multiprocessing.managers`` is imported, and a manager started with ``spawn`` pickles
+    its registry by reference.  Had a student's module imported the managers before the
+    watch was installed, pickle would find ``threading.RLock`` to be another object than
+    the one registered, and no manager could be started.  The watched factories stay after
+    :func:`uninstall`: they pickle from this module, and they are what a registry holds
+    anyway when the managers are first imported during a test.
+    """
+    managers = sys.modules.get("multiprocessing.managers")
+    if managers is None:
+        return
+    pending: list[type] = [managers.BaseManager]
+    while pending:
+        manager = pending.pop()
+        pending.extend(manager.__subclasses__())
+        registry = manager.__dict__.get("_registry")
+        if not registry:
+            continue
+        for typeid, (factory, *rest) in list(registry.items()):
+            try:
+                replacement = _MANAGER_STAND_INS.get(factory, factory)
+            except TypeError:  # an unhashable callable: not one of ours
+                continue
+            if replacement is not factory:
+                registry[typeid] = (replacement, *rest)
 
 
 def replaced_by_someone_else() -> list[str]:
