@@ -180,18 +180,55 @@ def test_a_window_opens_only_on_a_name_touched_again_in_the_same_slice():
     assert sorted(keys) == ["lock", "total"]  # no name twice: no window
 
 
+def test_lock_windows_in_four_threads_close_a_lock_order_cycle(patched):
+    """Each thread preempted as it takes its second lock holding its first: the three
+    (here four) preemptions a four-way deadlock needs, as one window per thread."""
+    import scheduler_corpus
+
+    from pytest_concurrency import DeadlockError
+
+    four_way = scheduler_corpus.load("four_way_deadlock")
+    with pytest.raises(DeadlockError, match="every live thread is blocked"):
+        four_way.buggy(Schedule(lock_windows=((0, 1, 2, 3), 1, 4)))
+    four_way.fixed(Schedule(lock_windows=((0, 1, 2, 3), 1, 4)))  # ordered: taken, not cycled
+    four_way.buggy(Schedule(windows=((0, 1, 2, 3), 1, 4)))  # data windows: no window there
+
+
+def test_a_lock_window_opens_between_two_critical_sections_of_one_lock(patched):
+    """``with lock: read`` then ``with lock: write`` (one critical section needed): the
+    second acquire of the same lock in a slice opens a window; the first does not."""
+    lock = threading.Lock()
+    box = Total()
+
+    def split_increment() -> None:
+        with lock:
+            seen = box.total
+        with lock:
+            box.total = seen + 1
+
+    schedule = Schedule(lock_windows=((0,), 1, 1))
+    schedule.run(split_increment, split_increment)
+    assert box.total == 1  # T1 preempted between its two sections: T2's increment lost
+    assert schedule._last is not None and schedule._last.preemptions_taken == 1
+    box.total = 0
+    Schedule(lock_windows=((0,), 2, 1)).run(split_increment, split_increment)
+    assert box.total == 2  # from the second such window on: T1 has only one
+
+
+@pytest.mark.parametrize("name", ["windows", "lock_windows"])
 @pytest.mark.parametrize("bad", [(1, 2), ((0,), -1, 2), (("a",), 1, 1), ((0,), True, 1), 5])
-def test_bad_windows_are_refused_with_their_value(bad):
-    with pytest.raises(ValueError, match=r"windows=\.\.\.\)"):
-        Schedule(windows=bad)
+def test_bad_windows_are_refused_with_their_value(bad, name):
+    with pytest.raises(ValueError, match=rf"Schedule\({name}=\.\.\.\)"):
+        Schedule(**{name: bad})
 
 
 def test_repr_round_trips_every_kind():
     schedule = Schedule(
         at_steps=[(3, 1)], after_switch=[(2, 0)], at_syncs=[(4, 1)], at_handoffs=[(1, 1)],
         at_visible=[(5, 0)], at_unlocked=[(2, 1)], at_notifies=[(1, 1)], walk=(9, 3, 2),
-        windows=((0, 2), 1, 4),
+        windows=((0, 2), 1, 4), lock_windows=((1,), 2, 1),
     )  # fmt: skip
+    assert "lock_windows=((1,), 2, 1)" in repr(schedule)
     assert eval(repr(schedule)) == schedule  # noqa: S307 - what a user pastes into @example
 
 

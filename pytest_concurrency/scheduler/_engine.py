@@ -93,6 +93,11 @@ class Decisions:
     threads take in between: a counter seen going down by a reader (one
     writer preempted between its read and its write, the reader between its
     two reads) is ``windows=((0, 2), 1, 4)``.
+
+    ``lock_windows`` is the same between critical sections: just before a
+    listed thread takes a lock while holding another (a lock-order deadlock
+    among four threads is ``lock_windows=((0, 1, 2, 3), 1, 4)``), or takes
+    again a lock it released in the same slice.
     """
 
     # Positional: a Schedule (which checks them) passes its lists in this order.
@@ -107,6 +112,7 @@ class Decisions:
         at_notifies: Pairs = (),
         walk: tuple[int, int, int] | None = None,
         windows: tuple[tuple[int, ...], int, int] | None = None,
+        lock_windows: tuple[tuple[int, ...], int, int] | None = None,
     ) -> None:
         self.at_steps = sorted(at_steps)
         self.after_switch = list(after_switch)
@@ -117,6 +123,14 @@ class Decisions:
         self.at_notifies = _first_per_key(at_notifies)
         self.walk = walk
         self.windows = windows
+        self.lock_windows = lock_windows
+
+
+def _window_set(windows: tuple[tuple[int, ...], int, int] | None) -> tuple[dict[int, int], int]:
+    """``(threads, first, most)`` -> ({thread index: first}, most), or nothing to do."""
+    if windows is None or windows[2] <= 0 or not windows[0]:
+        return {}, 0
+    return dict.fromkeys(windows[0], windows[1]), windows[2]
 
 
 def _first_per_key(pairs: Pairs) -> dict[int, int]:
@@ -144,6 +158,7 @@ class Scheduler:
         "_next_event", "_tracer", "_detail_pending", "preemptions_taken", "cpu",
         "visible", "unlocked", "_pending", "_counting", "notifies", "_walk_state", "_walk_left",
         "walked", "_windows", "_window_left", "_window_keys", "_window_slice", "_window_seen",
+        "_lock_windows", "_lock_window_left", "_lock_window_seen",
         "log",
     )  # fmt: skip
 
@@ -214,16 +229,14 @@ class Scheduler:
             self._walk_left = walk[2]
             self._counting = True
         self.walked: list[tuple[int, int]] = []  # (visible operation, choice): the walk's preemptions
-        windows = self.decisions.windows
-        self._windows: dict[int, int] = {}  # thread index -> from its how-manieth window on
-        self._window_left = 0
-        if windows is not None and windows[2] > 0 and windows[0]:
-            self._windows = {index: windows[1] for index in windows[0]}
-            self._window_left = windows[2]
-            self._counting = True
-        self._window_keys: set[str] = set()  # what the running thread touched in this slice
+        # Thread index -> from its how-manieth window on, and how many preemptions in all.
+        self._windows, self._window_left = _window_set(self.decisions.windows)
+        self._lock_windows, self._lock_window_left = _window_set(self.decisions.lock_windows)
+        self._counting = self._counting or bool(self._window_left or self._lock_window_left)
+        self._window_keys: set[object] = set()  # what the running thread touched in this slice
         self._window_slice = -1  # the slice those keys are of (its first step)
         self._window_seen: dict[int, int] = {}  # thread index -> windows met so far
+        self._lock_window_seen: dict[int, int] = {}
         self.notifies = 0
         self._slice_start = 0
         self._alone_steps = 0
@@ -554,8 +567,11 @@ class Scheduler:
         if step >= self._next_event:
             self._decide(record, step)
 
-    def sync_point(self, record: ThreadRecord, operation: str) -> None:
-        """A preemption point at a synchronisation operation (acquire, release, wait, sleep...)."""
+    def sync_point(self, record: ThreadRecord, operation: str, lock: object = None) -> None:
+        """A preemption point at a synchronisation operation (acquire, release, wait, sleep...).
+
+        ``lock`` is the lock an acquire is about to take: where a window can open.
+        """
         if self.aborting:
             raise _Abort
         if self.record_opportunities:  # the primitive (or thread) the operation is on
@@ -567,7 +583,7 @@ class Scheduler:
         if self.record_opportunities:
             self._note_opportunity(record, step)
         sync = self.syncs = self.syncs + 1
-        if self._counting and self._count_visible(record, sync=True):
+        if self._counting and self._count_visible(record, sync=True, lock=lock):
             return
         at_syncs = self._at_syncs
         if self._at_syncs_next < len(at_syncs) and at_syncs[self._at_syncs_next][0] == sync:
@@ -629,7 +645,7 @@ class Scheduler:
             self._time_slice(record, step)
         self._recompute_next_event()
 
-    def _count_visible(self, record: ThreadRecord, sync: bool) -> bool:
+    def _count_visible(self, record: ThreadRecord, sync: bool, lock: object = None) -> bool:
         """Count the step just traced if it is visible to other threads; True if it preempted."""
         if not sync:
             _, code, offset, _ = self.trace[-1]
@@ -649,30 +665,38 @@ class Scheduler:
             or self._pending[1] < len(decisions.at_unlocked)
             or self._walk_left > 0
             or self._window_left > 0
+            or self._lock_window_left > 0
         )
         if choice is not None:
             return self._preempt(record, choice)
-        if self._window_left and not sync and not record.held and record.index in self._windows:
-            return self._window_step(record)
+        if not sync:
+            if self._window_left and not record.held and record.index in self._windows:
+                _, code, offset, _ = self.trace[-1]
+                return self._window_step(record, _visible.data_keys(code)[offset], locks=False)  # type: ignore[arg-type]
+        elif lock is not None and self._lock_window_left and record.index in self._lock_windows:
+            # Held: a lock taken while holding another opens a window at once.
+            return self._window_step(record, None if record.held else id(lock), locks=True)
         return False
 
-    def _window_step(self, record: ThreadRecord) -> bool:
-        """Preempt ``record`` if this access opens a window of ``decisions.windows``."""
-        _, code, offset, _ = self.trace[-1]
+    def _window_step(self, record: ThreadRecord, key: object, locks: bool) -> bool:
+        """Preempt ``record`` if touching ``key`` opens one of its windows (None: it does)."""
         if self._window_slice != self._slice_start:
             self._window_slice = self._slice_start
             self._window_keys.clear()
-        key = _visible.data_keys(code)[offset]  # type: ignore[arg-type]
-        if key not in self._window_keys:
+        if key is not None and key not in self._window_keys:
             self._window_keys.add(key)
             return False
-        seen = self._window_seen[record.index] = self._window_seen.get(record.index, 0) + 1
-        if seen < self._windows[record.index]:
+        seen_by = self._lock_window_seen if locks else self._window_seen
+        seen = seen_by[record.index] = seen_by.get(record.index, 0) + 1
+        if seen < (self._lock_windows if locks else self._windows)[record.index]:
             return False
         others = [t for t in self.threads if t.state is RUNNABLE and t is not record]
         if not others:
             return False
-        self._window_left -= 1
+        if locks:
+            self._lock_window_left -= 1
+        else:
+            self._window_left -= 1
         self.preemptions_taken += 1
         self._switch(record, min(others, key=_longest_waiting), "preempted")
         return True

@@ -95,7 +95,7 @@ class _ControlledLockBase:
         if timeout < 0 and timeout != -1:
             raise ValueError("timeout value must be a non-negative number")
         scheduler = record.scheduler
-        scheduler.sync_point(record, f"{self._kind}.acquire")
+        scheduler.sync_point(record, f"{self._kind}.acquire", self)
         if self._c_owner is record and self._c_count:  # RLock re-entry
             self._c_count += 1
             return True

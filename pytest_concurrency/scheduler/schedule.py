@@ -66,6 +66,11 @@ class Schedule:
     times in all; the thread that has waited longest goes on.  Two windows
     in two threads are what an observer needs to see a counter go down.
 
+    ``lock_windows=(threads, first, most)`` does the same between critical
+    sections: just before a listed thread takes a lock while it holds
+    another (where a lock-order deadlock closes), or takes again a lock it
+    released in the same slice (two critical sections where one was needed).
+
     Write one by hand for ``@example`` or a regression test:
 
     >>> Schedule(at_steps=[(3, 0)])
@@ -84,9 +89,11 @@ class Schedule:
         at_notifies: Sequence[tuple[int, int]] = (),
         walk: tuple[int, int, int] | None = None,
         windows: tuple[Sequence[int], int, int] | None = None,
+        lock_windows: tuple[Sequence[int], int, int] | None = None,
         max_steps: int = _engine.DEFAULT_MAX_STEPS,
     ) -> None:
-        windows = _windows(windows)
+        windows = _windows("windows", windows)
+        lock_windows = _windows("lock_windows", lock_windows)
         if walk is not None and (
             not isinstance(walk, tuple)
             or len(walk) != 3
@@ -101,7 +108,7 @@ class Schedule:
         )}  # fmt: skip
         if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
             raise ValueError(f"Schedule(max_steps=...) must be an integer >= 1, got {max_steps!r}")
-        self._set(max_steps=max_steps, walk=walk, windows=windows, **given)
+        self._set(max_steps=max_steps, walk=walk, windows=windows, lock_windows=lock_windows, **given)
 
     def _set(
         self,
@@ -114,10 +121,12 @@ class Schedule:
         at_notifies: Sequence[tuple[int, int]] = (),
         walk: tuple[int, int, int] | None = None,
         windows: tuple[tuple[int, ...], int, int] | None = None,
+        lock_windows: tuple[tuple[int, ...], int, int] | None = None,
         max_steps: int = _engine.DEFAULT_MAX_STEPS,
     ) -> None:
         self.walk = walk
         self.windows = windows
+        self.lock_windows = lock_windows
         self.at_steps = tuple(sorted(at_steps))
         self.after_switch = tuple(after_switch)
         self.at_syncs = tuple(sorted(at_syncs))
@@ -146,6 +155,8 @@ class Schedule:
             parts.append(f"walk={self.walk!r}")
         if self.windows is not None:
             parts.append(f"windows={self.windows!r}")
+        if self.lock_windows is not None:
+            parts.append(f"lock_windows={self.lock_windows!r}")
         if self.max_steps != _engine.DEFAULT_MAX_STEPS:
             parts.append(f"max_steps={self.max_steps}")
         return f"Schedule({', '.join(parts)})"
@@ -192,6 +203,7 @@ class Schedule:
             Decisions(
                 self.at_steps, self.after_switch, self.at_syncs, self.at_handoffs,
                 self.at_visible, self.at_unlocked, self.at_notifies, self.walk, self.windows,
+                self.lock_windows,
             ),  # fmt: skip
             max_steps=self.max_steps,
             detailed=detailed,
@@ -222,7 +234,7 @@ _FIELDS = (
 )  # the order of repr(): a Schedule pasted into @example replays exactly
 
 
-def _windows(windows: Any) -> tuple[tuple[int, ...], int, int] | None:
+def _windows(name: str, windows: Any) -> tuple[tuple[int, ...], int, int] | None:
     if windows is None:
         return None
     try:
@@ -230,11 +242,11 @@ def _windows(windows: Any) -> tuple[tuple[int, ...], int, int] | None:
         threads = tuple(threads)
     except (TypeError, ValueError):
         raise ValueError(
-            f"Schedule(windows=...) takes (threads, first, most), e.g. ((0, 2), 1, 4); got {windows!r}"
+            f"Schedule({name}=...) takes (threads, first, most), e.g. ((0, 2), 1, 4); got {windows!r}"
         ) from None
     if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in (*threads, first, most)):
         raise ValueError(
-            f"Schedule(windows=...): thread indices, first and most must be integers >= 0; got {windows!r}"
+            f"Schedule({name}=...): thread indices, first and most must be integers >= 0; got {windows!r}"
         )
     return tuple(sorted(set(threads))), first, most
 

@@ -68,16 +68,20 @@ def schedules(
         _patching.install_for_test()
         pairs: dict[str, list[tuple[int, int]]] = {kind: [] for kind in _KINDS}
         preemptions = choices = 0
-        walk = windows = None
+        walk = None
+        windows: dict[str, tuple[tuple[int, ...], int, int]] = {}
         for code in _codes(data):
             kind, distance, chosen = _decode(code)
             if kind == "windows":
-                if windows is None and max_preemptions:
+                if not windows and max_preemptions:
                     mask = distance + 1  # which threads: bits of a number from 1
                     threads = tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
                     # One window per thread listed: a smaller code lists fewer threads,
                     # so the shrinker leaves the fewest preemptions that still fail.
-                    windows = (threads, chosen + 1, min(len(threads), max_preemptions))
+                    drawn = (threads, chosen // 2 + 1, min(len(threads), max_preemptions))
+                    windows["windows"] = drawn
+                    if chosen % 2:
+                        windows["lock_windows"] = drawn
                 continue
             if kind == "walk":
                 if walk is None and max_preemptions:
@@ -100,7 +104,7 @@ def schedules(
             else:
                 pairs[kind].append((distance + 1, chosen))  # counted from 1
         del pairs["walk"], pairs["windows"]
-        return Schedule._trusted(max_steps=max_steps, walk=walk, windows=windows, **pairs)
+        return Schedule._trusted(max_steps=max_steps, walk=walk, **windows, **pairs)
 
     strategy = encoded.map(decode)
     _our_strategies.add(strategy)
@@ -115,20 +119,40 @@ def schedules(
 # point, at a read or write of shared state, or at one made holding no lock
 # (a long run has few of those: a window deep in it is as easy to hit as an
 # early one).  Two kinds place several preemptions at once: a random walk,
-# and windows (which threads are preempted between two accesses to one name:
-# a bug that needs two preemptions in two threads is one draw of 1 in 8, not
-# two exact positions).  Two more kinds are not preemptions: who goes on at a
+# and windows (which threads are preempted between two accesses to one name,
+# and with lock windows also between two critical sections: a bug that needs
+# two preemptions in two threads, or a lock-order deadlock among four, is one
+# draw, not two to four exact positions).  Two more kinds are not preemptions: who goes on at a
 # hand-off, and whom a notify() wakes.  One code encodes choice, kind, bound
 # and distance.
 _KINDS = (
     "after_switch", "at_unlocked", "at_syncs", "at_steps", "at_visible", "walk", "windows",
     "at_handoffs", "at_notifies",
 )  # fmt: skip
-# One-byte codes, the likeliest draws: the kinds that find most bugs with a
-# small distance get a larger share (measured over the corpus, see
-# docs/race-tests.md).  A walk takes two bytes or more: whatever it finds, the
-# shrinker can turn into one-byte codes, which say where the preemptions are.
-_SMALL = tuple(kind for kind in (*_KINDS, "at_unlocked", "at_unlocked", "at_visible", "windows", "windows") if kind != "walk")
+# One-byte codes, the likeliest draws: (kind, distance) for each pair of codes,
+# the last bit being the choice.  Windows get the largest share, four entries
+# for each of the seven sets of threads among three (a window's distance is the
+# number from 1 whose bits list the threads), opening at each one's first
+# window; their choice bit adds lock windows to the data windows.  Then the
+# positions of the kinds that find most bugs with a small distance (measured
+# over the corpus, see docs/race-tests.md).  A walk takes two bytes or more:
+# whatever it finds, the shrinker can turn into one-byte codes, which say
+# where the preemptions are.  The first entry makes code 0 the first thread's
+# first window (see _decode).
+_SMALL: tuple[tuple[str, int], ...] = (
+    *(("windows", d) for d in (0, 4, 2, 6, 1, 5, 3)),
+    *(("at_unlocked", d) for d in range(8)),
+    *(("at_visible", d) for d in range(8)),
+    *(("windows", d) for d in (4, 2, 0, 6, 1, 5, 3)),
+    *(("at_syncs", d) for d in range(4)),
+    *(("after_switch", d) for d in range(4)),
+    *(("at_steps", d) for d in range(4)),
+    *(("windows", d) for d in (4, 2, 6, 0, 1, 5, 3)),
+    *(("at_handoffs", d) for d in range(3)),
+    *(("at_notifies", d) for d in range(3)),
+    *(("windows", d) for d in (4, 2, 6, 0, 1, 5, 3)),
+    ("windows", 0), ("windows", 4),
+)
 _CHOICES = ("at_handoffs", "at_notifies")
 _MAX_CHOICES = 2  # hand-offs and notifies chosen, beside max_preemptions
 _BOUNDS = {
@@ -186,21 +210,20 @@ def _decode(code: int) -> tuple[str, int, int]:
     thread's first window: the byte shrinker tries all zeros first, and a
     zero for each byte, so a failure that one window explains (the lost
     update, the commonest race) shrinks to that one preemption rather than
-    stopping at two that only work together.
+    stopping at two that only work together.  A window's choice is its
+    first window (from 1, halved) and whether lock windows come too (odd).
 
     >>> _decode(0)
     ('windows', 0, 0)
-    >>> _decode(1)
-    ('after_switch', 0, 1)
-    >>> _decode(2 * len(_SMALL) * 4)
-    ('after_switch', 4, 0)
+    >>> _decode(3)
+    ('windows', 4, 1)
+    >>> _decode(2 * 7 + 1)
+    ('at_unlocked', 0, 1)
     """
-    if code == 0:
-        return "windows", 0, 0  # see above: the shrinker's first try
     if code < 128:
-        code, choice = divmod(code, 2)
-        distance, kind_index = divmod(code, len(_SMALL))
-        return _SMALL[kind_index], distance, choice
+        index, choice = divmod(code, 2)
+        kind, distance = _SMALL[index]
+        return kind, distance, choice
     code, choice = divmod(code - 128 if code < _FAR else code - _FAR, 8)
     code, kind_index = divmod(code, len(_KINDS))
     kind = _KINDS[kind_index]
