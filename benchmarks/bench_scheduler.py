@@ -32,8 +32,12 @@
    preemptions in the falsifying example Hypothesis reports (fewest, median,
    most), and on how many seeds it reached the fewest any seed reached.
 5. --distinct: coverage, how many of 200 examples on each fixed twin (which
-   never fails, so all 200 run) were interleavings not seen before: the
-   same thread switches at the same steps count as one.
+   never fails, so all 200 run) were interleavings not seen before (the
+   same thread switches at the same steps count as one): when every run
+   counts as an example, and as under pytest, where a run that repeats an
+   interleaving does not count (pytest_concurrency/scheduler/_novelty.py).
+   Examples in the other tables count as under pytest; their "examples" are
+   runs.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ import scheduler_corpus  # noqa: E402
 from hypothesis import Phase, given, seed, settings  # noqa: E402
 
 from pytest_concurrency import schedules  # noqa: E402
+from pytest_concurrency.scheduler import _novelty  # noqa: E402
 from pytest_concurrency.scheduler._patching import uninstall  # noqa: E402
 
 
@@ -73,6 +78,7 @@ def explore(scenario, max_examples: int, run_seed: int | None) -> tuple[int | No
         count += 1
         scenario(schedule)
 
+    counted(search)
     test = search if run_seed is None else seed(run_seed)(search)
     started = time.perf_counter()
     try:
@@ -94,6 +100,7 @@ def shrunk_preemptions(scenario, run_seed: int) -> int | None:
         last.append(schedule)
         scenario(schedule)
 
+    counted(search)
     try:
         seed(run_seed)(search)()
     except BaseException:  # noqa: BLE001 - any failure is the bug showing
@@ -126,40 +133,56 @@ def print_shrink(names, seeds: int) -> None:
     print(f"failures shrunk to the fewest preemptions any seed reached: {at_fewest_total}/{total}")
 
 
-def distinct_interleavings(scenario, run_seed: int, examples: int = 200) -> tuple[int, int]:
-    """(different interleavings, examples run) over one Hypothesis search of scenario."""
-    seen: set[tuple[tuple[int, int, int], ...]] = set()
-    count = 0
+def counted(search, rejects_per_new: int = _novelty.REJECTS_PER_NEW) -> _novelty.Novelty:
+    """Count search's examples as pytest does: a repeated interleaving does not count."""
+    novelty = _novelty.Novelty(rejects_per_new)
+    handle = search.hypothesis
+    handle.inner_test = _novelty.count_new_interleavings_only(handle.inner_test, novelty)
+    return novelty
+
+
+def distinct_interleavings(scenario, run_seed: int, rejects_per_new: int, examples: int = 200) -> tuple[int, int]:
+    """(different interleavings, runs) over one Hypothesis search of scenario, 200 examples counted."""
+    runs = 0
 
     @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate])
     @given(schedules())
     def search(schedule):
-        nonlocal count
-        count += 1
-        try:
-            scenario(schedule)
-        finally:
-            seen.add(tuple((step, before, after) for step, before, after, *_ in schedule._last.switches))
+        nonlocal runs
+        runs += 1
+        scenario(schedule)
 
+    novelty = counted(search, rejects_per_new)
     try:
         seed(run_seed)(search)()
     finally:
         uninstall()
-    return len(seen), count
+    return novelty.new, runs
 
 
 def print_distinct(names, seeds: int) -> None:
-    header = f"{'fixed twin':<24} {'different interleavings of 200 examples, per seed':>50}"
+    header = (
+        f"{'fixed twin':<24} {'every run counts: new/200':>26}   "
+        f"{'repeats do not count: new/200 (runs)':>42}"
+    )
     print(header)
     print("-" * len(header))
-    shares: list[float] = []
+    shares: dict[int, list[float]] = {0: [], _novelty.REJECTS_PER_NEW: []}
     for name in names:
         module = scheduler_corpus.load(name)
-        results = [distinct_interleavings(module.fixed, 1000 + i) for i in range(seeds)]
-        shares.extend(different / run for different, run in results)
-        print(f"{name:<24} {'  '.join(f'{different:>3}/{run}' for different, run in results):>50}")
+        cells = []
+        for rejects in shares:
+            results = [distinct_interleavings(module.fixed, 1000 + i, rejects) for i in range(seeds)]
+            shares[rejects].extend(new / 200 for new, _ in results)
+            if rejects:
+                cells.append("  ".join(f"{new:>3} ({runs:>3})" for new, runs in results))
+            else:
+                cells.append("  ".join(f"{new:>3}" for new, _ in results))
+        print(f"{name:<24} {cells[0]:>26}   {cells[1]:>42}")
     print("-" * len(header))
-    print(f"median share of examples that were a new interleaving: {statistics.median(shares):.0%}")
+    plain, counting = (statistics.median(share) for share in shares.values())
+    print(f"median share of 200 examples that were a new interleaving: {plain:.0%} when every run counts,")
+    print(f"{counting:.0%} when repeats do not count (as under pytest; at most {_novelty.REJECTS_PER_NEW} per new one)")
 
 
 class PlainThreads:

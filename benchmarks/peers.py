@@ -73,6 +73,7 @@ def _ours(scenario: Scenario, *, budget: int, seconds: float, seed: int) -> Outc
     from hypothesis import seed as with_seed
 
     from pytest_concurrency import schedules
+    from pytest_concurrency.scheduler._novelty import count_new_interleavings_only
     from pytest_concurrency.scheduler._patching import uninstall
 
     count = 0
@@ -82,15 +83,19 @@ def _ours(scenario: Scenario, *, budget: int, seconds: float, seed: int) -> Outc
     @given(schedules())
     def run(schedule: Any) -> None:
         nonlocal count
-        if time.perf_counter() - started > seconds:
+        if time.perf_counter() - started > seconds or count == budget:
             raise _OutOfTime
         count += 1
         scenario(schedule)
 
+    # As under pytest, a run that repeats an interleaving is not an example; the
+    # budget is still in runs, as for every other tool.
+    run.hypothesis.inner_test = count_new_interleavings_only(run.hypothesis.inner_test)
     try:
         with_seed(seed)(run)()
     except _OutOfTime:
-        return Outcome(False, count, time.perf_counter() - started, "out of time")
+        if count < budget:
+            return Outcome(False, count, time.perf_counter() - started, "out of time")
     except BaseException as error:  # noqa: BLE001 - any other failure is the bug showing
         return Outcome(True, count, time.perf_counter() - started, type(error).__name__)
     finally:

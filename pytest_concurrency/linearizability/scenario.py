@@ -110,8 +110,11 @@ class Scenario:
         ``make()``).  Returns the history.
         """
         __tracebackhide__ = True
+        from ..scheduler import _novelty
         from ..scheduler.schedule import Schedule
 
+        # The same interleaving of other calls is a new example: tell the counting so.
+        _novelty.ran(repr(self))
         history = self.history
         history.clear()
         self.callers.clear()

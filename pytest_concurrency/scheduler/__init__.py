@@ -12,6 +12,7 @@ Public (re-exported by :mod:`pytest_concurrency`): :class:`Schedule` (``schedule
 - ``_import_time``: primitives made before the patches, swapped for a run;
 - ``_workers``: the OS threads kept between runs, made fresh for each callable;
 - ``_report``: the interleaving, deadlock and livelock stories;
+- ``_novelty``: under pytest, an example that repeats an interleaving does not count;
 - ``_state`` and ``_real``: what the others share, and the unpatched originals.
 """
 

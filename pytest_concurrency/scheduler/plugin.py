@@ -3,8 +3,9 @@
 A test given ``schedules()`` gets the controlled primitives from before its
 fixtures run until after its teardown, and settings that suit controlled runs
 (no deadline; derandomized for exercise tests and in CI; no explain phase,
-whose lines would be the scheduler's; one failure at a time, no ExceptionGroup).  The strategy
-itself is ``strategy.py``.
+whose lines would be the scheduler's; one failure at a time, no ExceptionGroup); and
+an example that only repeats interleavings already run does not count (``_novelty``).
+The strategy itself is ``strategy.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .._config import Setting, add, choice, flag, path_to, read
 from .._frames import error_chain, without_plugin_stacks
 from ..layout import in_exercise_folder
 from . import _report
+from ._novelty import count_new_interleavings_only
 from ._patching import end_of_test, install_for_test
 from .strategy import uses_schedules
 
@@ -99,6 +101,21 @@ def pytest_runtest_setup(item: pytest.Item):
     if function is not None and uses_schedules(function):
         install_for_test()
     return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Count only the examples that play an interleaving not seen before (``_novelty``)."""
+    function = getattr(item, "obj", None)
+    handle = getattr(function, "hypothesis", None)
+    if handle is None or not uses_schedules(function):
+        return (yield)
+    inner_test = handle.inner_test
+    handle.inner_test = count_new_interleavings_only(inner_test)
+    try:
+        return (yield)
+    finally:
+        handle.inner_test = inner_test
 
 
 @pytest.hookimpl(wrapper=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import DeadlockError, LivelockError
-from . import _engine, _real, _state
+from . import _engine, _novelty, _real, _state
 from ._engine import Decisions, Scheduler
 from ._report import format_story
 
@@ -211,7 +211,9 @@ class Schedule:
         )
         self._last = scheduler
         try:
-            return scheduler.run(callables)
+            results = scheduler.run(callables)
+            _novelty.ran(_interleaving(scheduler, callables))
+            return results
         finally:
             if detailed and scheduler.threads and not isinstance(
                 scheduler.failure, (DeadlockError, LivelockError)
@@ -227,6 +229,12 @@ class Schedule:
     def steps(self) -> int:
         """How many preemption points the last ``run`` went through."""
         return self._last.step if self._last is not None else 0
+
+
+def _interleaving(scheduler: Scheduler, callables: Sequence[Callable[[], Any]]) -> tuple[Any, ...]:
+    """What makes a run the same as another: what ran, each context switch, and how long."""
+    names = tuple(getattr(c, "__qualname__", type(c).__qualname__) for c in callables)
+    return names, scheduler.step, tuple((step, before, after) for step, before, after, *_ in scheduler.switches)
 
 
 _FIELDS = (
