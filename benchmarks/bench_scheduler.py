@@ -26,7 +26,8 @@
    (interleave-test's PCT and random strategies, frontrun's DPOR and random
    mode; ``pip install -e .[peers]``, Python 3.13), with one budget for all:
    500 schedules or 10 s per bug and twin, each search in its own process
-   (benchmarks/peers.py).  A search whose process crashes or outlives the
+   after an untimed search of a scenario with nothing to find, so that the
+   seconds are the search's, not a tool's first call (benchmarks/peers.py).  A search whose process crashes or outlives the
    budget is inconclusive.
 4. --shrink: how far a failure shrinks, per bug over several seeds: the
    preemptions in the falsifying example Hypothesis reports (fewest, median,

@@ -215,6 +215,31 @@ def test_a_lock_window_opens_between_two_critical_sections_of_one_lock(patched):
     assert box.total == 2  # from the second such window on: T1 has only one
 
 
+def test_a_lock_window_opens_between_critical_sections_of_two_locks(patched):
+    """A total read one account at a time (each under its own lock): a transfer between
+    the two sections is counted twice or not at all.  The second acquire in a slice opens
+    the window, whichever lock it takes."""
+    locks, balances = [threading.Lock(), threading.Lock()], [50, 50]
+
+    def total() -> int:
+        seen = 0
+        for index, lock in enumerate(locks):
+            with lock:
+                seen += balances[index]
+        return seen
+
+    def transfer() -> None:
+        with locks[0], locks[1]:
+            balances[0] -= 10
+            balances[1] += 10
+
+    seen, _ = Schedule(lock_windows=((0,), 1, 1)).run(total, transfer)
+    assert seen == 110  # account 0 read before the transfer, account 1 after
+    balances[:] = [50, 50]
+    seen, _ = Schedule().run(total, transfer)
+    assert seen == 100
+
+
 @pytest.mark.parametrize("name", ["windows", "lock_windows"])
 @pytest.mark.parametrize("bad", [(1, 2), ((0,), -1, 2), (("a",), 1, 1), ((0,), True, 1), 5])
 def test_bad_windows_are_refused_with_their_value(bad, name):

@@ -7,6 +7,7 @@ Schedule, so each test gives the same result on every run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import contextvars
 import functools
 import os
@@ -993,3 +994,27 @@ def test_a_race_behind_an_import_time_semaphore_is_found():
     with pytest.raises(AssertionError, match="lost update"):
         explore_all(scenario, max_preemptions=1)
     assert code.TWO_AT_A_TIME._value == 2  # every slot given back, after the failing run too
+
+
+@dataclasses.dataclass
+class _Point:
+    """A dataclass of user code: its ``__init__`` is made by ``exec`` (``<string>``)."""
+
+    x: int
+    y: int
+
+
+def test_code_made_by_exec_is_user_code_only_if_its_module_is(patched):
+    """A dataclass's ``__init__`` comes from ``exec``: the plugin's (a linearizability
+    ``Call``) is not stepped through, a test module's is (3.12+ decide per code object)."""
+    from pytest_concurrency.linearizability import Call
+
+    def made(factory) -> set[str]:
+        schedule = Schedule()
+        schedule.run(factory, lambda: None)
+        assert schedule._last is not None
+        return {code.co_name for _, code, _, _ in schedule._last.trace
+                if code is not None and code.co_filename.startswith("<")}
+
+    assert made(lambda: Call(1, "get", (), 0, None)) == set()
+    assert made(lambda: _Point(1, 2)) == {"__init__"}

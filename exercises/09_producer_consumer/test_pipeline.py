@@ -14,7 +14,15 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from pytest_concurrency import BLOCKS, Operation, Raises, load_impl, scenarios, schedules
+from pytest_concurrency import (
+    BLOCKS,
+    Operation,
+    Raises,
+    explore_all,
+    load_impl,
+    scenarios,
+    schedules,
+)
 from pytest_concurrency.testing import THREAD_PATIENCE as PATIENCE
 from pytest_concurrency.testing import Background, timed, timeout_hint, wait_until_blocked
 
@@ -438,3 +446,26 @@ BUFFER_OPERATIONS = [
 @given(scenarios(BUFFER_OPERATIONS, setup=BUFFER_OPERATIONS[:1]), schedules(max_steps=MAX_STEPS))
 def test_put_get_and_len_from_several_threads_are_linearizable(scenario, schedule):
     scenario.check(schedule, lambda: pipeline.BoundedBuffer(CAPACITY), buffer_model, initial=())
+
+
+@pytest.mark.points(1)
+def test_len_during_a_put_and_a_get_is_a_length_the_buffer_had():
+    pipeline.BoundedBuffer(CAPACITY).put("a")  # not written yet: fail here, as "not started"
+
+    def scenario(schedule) -> None:
+        buffer = pipeline.BoundedBuffer(CAPACITY)
+
+        def put_then_get() -> None:
+            buffer.put("a")
+            buffer.get()
+
+        # buffer.__len__(), not len(buffer): len() refuses a negative length with its own error.
+        seen, _ = schedule.run(buffer.__len__, put_then_get)
+        assert seen in (0, 1), (
+            f"len() returned {seen} while another thread did one put and then one get: the "
+            "buffer only ever held 0 or 1 items. len() must read what it counts under the lock"
+        )
+
+    # Small enough to try every interleaving with up to two preemptions: no luck involved.
+    result = explore_all(scenario, max_preemptions=2)
+    assert result.exhausted, result

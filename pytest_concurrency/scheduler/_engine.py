@@ -97,7 +97,7 @@ class Decisions:
     ``lock_windows`` is the same between critical sections: just before a
     listed thread takes a lock while holding another (a lock-order deadlock
     among four threads is ``lock_windows=((0, 1, 2, 3), 1, 4)``), or takes
-    again a lock it released in the same slice.
+    a lock after taking one (the same or another) earlier in the same slice.
     """
 
     # Positional: a Schedule (which checks them) passes its lists in this order.
@@ -675,7 +675,7 @@ class Scheduler:
                 return self._window_step(record, _visible.data_keys(code)[offset], locks=False)  # type: ignore[arg-type]
         elif lock is not None and self._lock_window_left and record.index in self._lock_windows:
             # Held: a lock taken while holding another opens a window at once.
-            return self._window_step(record, None if record.held else id(lock), locks=True)
+            return self._window_step(record, None if record.held else "lock", locks=True)
         return False
 
     def _window_step(self, record: ThreadRecord, key: object, locks: bool) -> bool:

@@ -127,7 +127,7 @@ def _arm_monitoring() -> None:
     def on_start(code: CodeType, offset: int):
         if get_local_events(tool, code):
             return None
-        if is_user_file(code.co_filename):
+        if is_user_file(code.co_filename) and _module_is_user(code):
             instrumented.append(code)
             set_local_events(tool, code, events.INSTRUCTION)
             return None
@@ -142,6 +142,19 @@ def _arm_monitoring() -> None:
     monitoring.register_callback(tool, events.INSTRUCTION, on_instruction)
     monitoring.set_events(tool, events.PY_START)
     _monitoring_armed = True
+
+
+def _module_is_user(code: CodeType) -> bool:
+    """For code made by ``exec`` (``<string>``), whether the module that made it is user code.
+
+    A dataclass's ``__init__`` is such code, made with its module's globals:
+    the plugin's, the standard library's or the student's.  Called once per
+    code object, from ``on_start``, whose caller is the frame starting.
+    """
+    if not code.co_filename.startswith("<"):
+        return True
+    module_file = sys._getframe(2).f_globals.get("__file__")
+    return type(module_file) is not str or is_user_file(module_file)
 
 
 def disarm_monitoring() -> None:

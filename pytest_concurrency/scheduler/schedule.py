@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import DeadlockError, LivelockError
-from . import _engine, _novelty, _real, _state
+from . import _engine, _novelty, _real, _state, _visible
 from ._engine import Decisions, Scheduler
 from ._report import format_story
 
@@ -68,8 +68,9 @@ class Schedule:
 
     ``lock_windows=(threads, first, most)`` does the same between critical
     sections: just before a listed thread takes a lock while it holds
-    another (where a lock-order deadlock closes), or takes again a lock it
-    released in the same slice (two critical sections where one was needed).
+    another (where a lock-order deadlock closes), or takes a lock after
+    taking one earlier in the same slice (two critical sections, of one lock or of
+    two, where one was needed: a total read one account at a time).
 
     Write one by hand for ``@example`` or a regression test:
 
@@ -232,9 +233,25 @@ class Schedule:
 
 
 def _interleaving(scheduler: Scheduler, callables: Sequence[Callable[[], Any]]) -> tuple[Any, ...]:
-    """What makes a run the same as another: what ran, each context switch, and how long."""
+    """What makes a run the same as another: what ran, and each context switch.
+
+    A switch is placed by the visible operations (``_visible``) that ran before
+    it: a preemption anywhere among the local bytecodes between two of them
+    gives the same interleaving, as far as any other thread can tell.
+    """
     names = tuple(getattr(c, "__qualname__", type(c).__qualname__) for c in callables)
-    return names, scheduler.step, tuple((step, before, after) for step, before, after, *_ in scheduler.switches)
+    trace, data_offsets = scheduler.trace, _visible.data_offsets
+    switches: list[tuple[int, int, int]] = []
+    visible = done = 0
+    for step, before, after, *_ in scheduler.switches:
+        # The step a thread is switched at has not run yet: count the ones before it.
+        while done < step - 1:
+            _, code, offset, _ = trace[done]
+            if code is None or offset in data_offsets(code):
+                visible += 1
+            done += 1
+        switches.append((visible, before, after))
+    return names, tuple(switches)
 
 
 _FIELDS = (
