@@ -423,7 +423,7 @@ def print_peers(names: list[str], budget: int, seconds: float, jobs: int) -> Non
         row = "".join(f"{cell(outcomes[(t, name, 'buggy')], False):>{width}}" for t in tools)
         print(f"{name:<28}{row}")
     print()
-    print(f"{'tool':<20} {'found':>7} {'false +':>8} {'inconcl.':>9} {'median s':>9} {'median sched.':>14}")
+    print(f"{'tool':<20} {'found':>7} {'false +':>8} {'inconcl.':>9} {'median ms':>10} {'median sched.':>14}")
     for tool in tools:
         hits = [outcomes[(tool, n, "buggy")] for n in names if outcomes[(tool, n, "buggy")].get("found")]
         false = sum(bool(outcomes[(tool, n, "fixed")].get("found")) for n in names)
@@ -432,7 +432,7 @@ def print_peers(names: list[str], budget: int, seconds: float, jobs: int) -> Non
         schedules_to = statistics.median(int(h["schedules"]) for h in hits) if hits else float("nan")  # type: ignore[call-overload]
         print(
             f"{tool:<20} {len(hits):>3}/{len(names):<3} {false:>8} {unsure:>9} "
-            f"{seconds_to:>9.3f} {schedules_to:>14.0f}"
+            f"{seconds_to * 1000:>10.1f} {schedules_to:>14.0f}"
         )
     for reason, number in notes.items():
         print(f"[{number}] inconclusive: {reason}")

@@ -783,6 +783,8 @@ def test_the_interpreter_exits_cleanly_after_many_runs(tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+# Forking with threads alive is the point (3.12+ warn of it).
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_runs_schedules_without_the_parents_kept_threads(patched):
     counter = LockedCounter()
     Schedule().run(counter.incr, counter.incr)  # the parent now keeps two threads
