@@ -7,8 +7,8 @@ Schedule, so each test gives the same result on every run.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import contextvars
+import dataclasses
 import functools
 import os
 import queue
