@@ -251,9 +251,10 @@ def test_repr_round_trips_every_kind():
     schedule = Schedule(
         at_steps=[(3, 1)], after_switch=[(2, 0)], at_syncs=[(4, 1)], at_handoffs=[(1, 1)],
         at_visible=[(5, 0)], at_unlocked=[(2, 1)], at_notifies=[(1, 1)], walk=(9, 3, 2),
-        windows=((0, 2), 1, 4), lock_windows=((1,), 2, 1),
+        windows=((0, 2), 1, 4), lock_windows=((1,), 2, 1), priorities=(7, 16, 2),
     )  # fmt: skip
     assert "lock_windows=((1,), 2, 1)" in repr(schedule)
+    assert "priorities=(7, 16, 2)" in repr(schedule)
     assert eval(repr(schedule)) == schedule  # noqa: S307 - what a user pastes into @example
 
 
@@ -270,3 +271,52 @@ def test_drawn_schedules_find_a_deep_window_by_default():
     with pytest.raises(AssertionError):
         search()
     assert found
+
+
+def test_a_priority_schedule_runs_the_highest_priority_thread_until_a_change_point(patched):
+    """PCT over visible operations: with no change point, the thread of highest priority
+    runs each of its steps before any other; a change point drops it below the others."""
+    order: list[str] = []
+    box = Total()
+
+    def worker(name: str):
+        def run() -> None:
+            for _ in range(3):
+                box.total += 1  # visible: where priorities are looked at
+                order.append(name)
+
+        return run
+
+    Schedule(priorities=(5, 8, 0)).run(worker("a"), worker("b"))
+    assert order in (["a"] * 3 + ["b"] * 3, ["b"] * 3 + ["a"] * 3)
+    interleaved = 0
+    for seed in range(20):
+        order.clear()
+        Schedule(priorities=(seed, 8, 1)).run(worker("a"), worker("b"))
+        interleaved += order not in (["a"] * 3 + ["b"] * 3, ["b"] * 3 + ["a"] * 3)
+        assert sorted(order) == ["a"] * 3 + ["b"] * 3
+    assert interleaved, "no change point came to pass in 20 seeds"
+
+
+def test_a_priority_schedule_replays_and_finds_a_four_way_deadlock(patched):
+    import scheduler_corpus
+
+    from pytest_concurrency import DeadlockError
+
+    four_way = scheduler_corpus.load("four_way_deadlock")
+    found = []
+    for seed in range(100):
+        try:
+            four_way.buggy(Schedule(priorities=(seed, 8, 2)))
+        except DeadlockError:
+            found.append(seed)
+    assert found, "no priority schedule of depth 3 closed the cycle in 100 seeds"
+    with pytest.raises(DeadlockError):
+        four_way.buggy(Schedule(priorities=(found[0], 8, 2)))  # the same seed, the same run
+    four_way.fixed(Schedule(priorities=(found[0], 8, 2)))
+
+
+@pytest.mark.parametrize("bad", [(1, 0, 1), (1, 8), (-1, 8, 1), (1, 8, True), "x"])
+def test_bad_priorities_are_refused_with_their_value(bad):
+    with pytest.raises(ValueError, match=r"Schedule\(priorities=\.\.\.\)"):
+        Schedule(priorities=bad)

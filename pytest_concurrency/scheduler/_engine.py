@@ -94,6 +94,9 @@ class Decisions:
     writer preempted between its read and its write, the reader between its
     two reads) is ``windows=((0, 2), 1, 4)``.
 
+    ``priorities = (seed, horizon, changes)``: a priority schedule (PCT) over
+    visible operations; see :class:`~pytest_concurrency.Schedule`.
+
     ``lock_windows`` is the same between critical sections: just before a
     listed thread takes a lock while holding another (a lock-order deadlock
     among four threads is ``lock_windows=((0, 1, 2, 3), 1, 4)``), or takes
@@ -113,6 +116,7 @@ class Decisions:
         walk: tuple[int, int, int] | None = None,
         windows: tuple[tuple[int, ...], int, int] | None = None,
         lock_windows: tuple[tuple[int, ...], int, int] | None = None,
+        priorities: tuple[int, int, int] | None = None,
     ) -> None:
         self.at_steps = sorted(at_steps)
         self.after_switch = list(after_switch)
@@ -124,6 +128,7 @@ class Decisions:
         self.walk = walk
         self.windows = windows
         self.lock_windows = lock_windows
+        self.priorities = priorities
 
 
 def _window_set(windows: tuple[tuple[int, ...], int, int] | None) -> tuple[dict[int, int], int]:
@@ -159,6 +164,7 @@ class Scheduler:
         "visible", "unlocked", "_pending", "_counting", "notifies", "_walk_state", "_walk_left",
         "walked", "_windows", "_window_left", "_window_keys", "_window_slice", "_window_seen",
         "_lock_windows", "_lock_window_left", "_lock_window_seen",
+        "_ranked", "_rank", "_rank_seed", "_rank_low", "_rank_changes",
         "log",
     )  # fmt: skip
 
@@ -232,7 +238,19 @@ class Scheduler:
         # Thread index -> from its how-manieth window on, and how many preemptions in all.
         self._windows, self._window_left = _window_set(self.decisions.windows)
         self._lock_windows, self._lock_window_left = _window_set(self.decisions.lock_windows)
-        self._counting = self._counting or bool(self._window_left or self._lock_window_left)
+        priorities = self.decisions.priorities
+        self._ranked = priorities is not None
+        self._rank: dict[int, int] = {}  # thread index -> priority, once lowered or looked up
+        self._rank_seed = self._rank_low = 0
+        self._rank_changes: set[int] = set()  # the visible operations where the runner drops
+        if priorities is not None:
+            seed, horizon, changes = priorities
+            self._rank_seed = seed
+            state = (seed * 2654435761 + 7) & 0x7FFFFFFF
+            for _ in range(changes):
+                state = (state * 1103515245 + 12345) & 0x7FFFFFFF
+                self._rank_changes.add((state >> 8) % horizon + 1)
+        self._counting = self._counting or bool(self._window_left or self._lock_window_left or self._ranked)
         self._window_keys: set[object] = set()  # what the running thread touched in this slice
         self._window_slice = -1  # the slice those keys are of (its first step)
         self._window_seen: dict[int, int] = {}  # thread index -> windows met so far
@@ -660,12 +678,15 @@ class Scheduler:
             choice = also if choice is None else choice
         if choice is None and self._walk_left:
             choice = self._walk_step(visible)
+        if choice is None and self._ranked:
+            choice = self._priority_step(record, visible)
         self._counting = (
             self._pending[0] < len(decisions.at_visible)
             or self._pending[1] < len(decisions.at_unlocked)
             or self._walk_left > 0
             or self._window_left > 0
             or self._lock_window_left > 0
+            or self._ranked
         )
         if choice is not None:
             return self._preempt(record, choice)
@@ -700,6 +721,27 @@ class Scheduler:
         self.preemptions_taken += 1
         self._switch(record, min(others, key=_longest_waiting), "preempted")
         return True
+
+    def _priority(self, index: int) -> int:
+        """Thread ``index``'s priority: drawn from the seed (distinct per thread), until lowered."""
+        rank = self._rank.get(index)
+        if rank is None:
+            mixed = ((self._rank_seed + 1) * 0x9E3779B1 ^ (index + 1) * 0x85EBCA6B) & 0xFFFFFFFF
+            rank = self._rank[index] = (mixed >> 8) * 64 + index + 1  # > 0: above every lowered one
+        return rank
+
+    def _priority_step(self, record: ThreadRecord, visible: int) -> int | None:
+        """The priority schedule at this visible operation: who of the others goes on, if anyone."""
+        if visible in self._rank_changes:
+            self._rank_low -= 1
+            self._rank[record.index] = self._rank_low  # below every other thread, from now on
+        others = [t for t in self.threads if t.state is RUNNABLE and t is not record]
+        if not others:
+            return None
+        best = max(range(len(others)), key=lambda i: self._priority(others[i].index))
+        if self._priority(others[best].index) > self._priority(record.index):
+            return best
+        return None
 
     def _walk_step(self, visible: int) -> int | None:
         """The random walk's decision at this visible operation: a choice, or None to go on."""

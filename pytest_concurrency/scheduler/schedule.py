@@ -72,6 +72,13 @@ class Schedule:
     taking one earlier in the same slice (two critical sections, of one lock or of
     two, where one was needed: a total read one account at a time).
 
+    ``priorities=(seed, horizon, changes)`` is a priority schedule (PCT,
+    Burckhardt et al. 2010) over visible operations: the seed gives every
+    thread its own priority, and ``changes`` change points, drawn by the seed
+    from the first ``horizon`` visible operations, each drop the running
+    thread below every other.  At each visible operation the runnable thread
+    with the highest priority runs.
+
     Write one by hand for ``@example`` or a regression test:
 
     >>> Schedule(at_steps=[(3, 0)])
@@ -91,6 +98,7 @@ class Schedule:
         walk: tuple[int, int, int] | None = None,
         windows: tuple[Sequence[int], int, int] | None = None,
         lock_windows: tuple[Sequence[int], int, int] | None = None,
+        priorities: tuple[int, int, int] | None = None,
         max_steps: int = _engine.DEFAULT_MAX_STEPS,
     ) -> None:
         windows = _windows("windows", windows)
@@ -101,6 +109,16 @@ class Schedule:
             or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in walk)
         ):
             raise ValueError(f"Schedule(walk=...) takes (seed, period, most), integers >= 0; got {walk!r}")
+        if priorities is not None and (
+            not isinstance(priorities, tuple)
+            or len(priorities) != 3
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in priorities)
+            or priorities[1] < 1
+        ):
+            raise ValueError(
+                "Schedule(priorities=...) takes (seed, horizon, changes), integers >= 0 and a "
+                f"horizon >= 1; got {priorities!r}"
+            )
         given = {name: _pairs(name, items) for name, items in (
             ("at_steps", at_steps), ("after_switch", after_switch),
             ("at_syncs", at_syncs), ("at_handoffs", at_handoffs),
@@ -109,7 +127,10 @@ class Schedule:
         )}  # fmt: skip
         if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
             raise ValueError(f"Schedule(max_steps=...) must be an integer >= 1, got {max_steps!r}")
-        self._set(max_steps=max_steps, walk=walk, windows=windows, lock_windows=lock_windows, **given)
+        self._set(
+            max_steps=max_steps, walk=walk, windows=windows, lock_windows=lock_windows,
+            priorities=priorities, **given,
+        )  # fmt: skip
 
     def _set(
         self,
@@ -123,9 +144,11 @@ class Schedule:
         walk: tuple[int, int, int] | None = None,
         windows: tuple[tuple[int, ...], int, int] | None = None,
         lock_windows: tuple[tuple[int, ...], int, int] | None = None,
+        priorities: tuple[int, int, int] | None = None,
         max_steps: int = _engine.DEFAULT_MAX_STEPS,
     ) -> None:
         self.walk = walk
+        self.priorities = priorities
         self.windows = windows
         self.lock_windows = lock_windows
         self.at_steps = tuple(sorted(at_steps))
@@ -158,6 +181,8 @@ class Schedule:
             parts.append(f"windows={self.windows!r}")
         if self.lock_windows is not None:
             parts.append(f"lock_windows={self.lock_windows!r}")
+        if self.priorities is not None:
+            parts.append(f"priorities={self.priorities!r}")
         if self.max_steps != _engine.DEFAULT_MAX_STEPS:
             parts.append(f"max_steps={self.max_steps}")
         return f"Schedule({', '.join(parts)})"
@@ -204,7 +229,7 @@ class Schedule:
             Decisions(
                 self.at_steps, self.after_switch, self.at_syncs, self.at_handoffs,
                 self.at_visible, self.at_unlocked, self.at_notifies, self.walk, self.windows,
-                self.lock_windows,
+                self.lock_windows, self.priorities,
             ),  # fmt: skip
             max_steps=self.max_steps,
             detailed=detailed,

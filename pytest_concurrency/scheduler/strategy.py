@@ -68,7 +68,7 @@ def schedules(
         _patching.install_for_test()
         pairs: dict[str, list[tuple[int, int]]] = {kind: [] for kind in _KINDS}
         preemptions = choices = 0
-        walk = None
+        walk = priorities = None
         windows: dict[str, tuple[tuple[int, ...], int, int]] = {}
         for code in _codes(data):
             kind, distance, chosen = _decode(code)
@@ -87,6 +87,12 @@ def schedules(
                 if walk is None and max_preemptions:
                     walk = (distance, _PERIODS[chosen % len(_PERIODS)], max_preemptions)
                 continue
+            if kind == "priorities":
+                if priorities is None and max_preemptions:
+                    # PCT of depth 2 or 3: one or two change points (capped by max_preemptions).
+                    changes = min(chosen // len(_HORIZONS) + 1, max_preemptions)
+                    priorities = (distance, _HORIZONS[chosen % len(_HORIZONS)], changes)
+                continue
             if kind in _CHOICES:
                 if choices == _MAX_CHOICES:
                     continue
@@ -103,8 +109,8 @@ def schedules(
                 pairs[kind].append((distance, chosen))
             else:
                 pairs[kind].append((distance + 1, chosen))  # counted from 1
-        del pairs["walk"], pairs["windows"]
-        return Schedule._trusted(max_steps=max_steps, walk=walk, **windows, **pairs)
+        del pairs["walk"], pairs["windows"], pairs["priorities"]
+        return Schedule._trusted(max_steps=max_steps, walk=walk, priorities=priorities, **windows, **pairs)
 
     strategy = encoded.map(decode)
     _our_strategies.add(strategy)
@@ -122,12 +128,13 @@ def schedules(
 # and windows (which threads are preempted between two accesses to one name,
 # and with lock windows also between two critical sections: a bug that needs
 # two preemptions in two threads, or a lock-order deadlock among four, is one
-# draw, not two to four exact positions).  Two more kinds are not preemptions: who goes on at a
+# draw, not two to four exact positions); and a priority schedule (PCT over visible
+# operations, its change points within a drawn horizon).  Two more kinds are not preemptions: who goes on at a
 # hand-off, and whom a notify() wakes.  One code encodes choice, kind, bound
 # and distance.
 _KINDS = (
     "after_switch", "at_unlocked", "at_syncs", "at_steps", "at_visible", "walk", "windows",
-    "at_handoffs", "at_notifies",
+    "at_handoffs", "at_notifies", "priorities",
 )  # fmt: skip
 # One-byte codes, the likeliest draws: (kind, distance) for each pair of codes,
 # the last bit being the choice.  Windows get the largest share, four entries
@@ -165,7 +172,9 @@ _BOUNDS = {
     "at_notifies": (4, 16),
     "walk": (16, 256, 4096),  # the seed
     "windows": (8, 16),  # which threads, a bit each (the number from 1)
+    "priorities": (16, 256, 4096),  # the seed
 }
+_HORIZONS = (8, 16, 32, 64)  # a priority schedule's change points fall in this many visible operations
 _PERIODS = (3, 6, 2, 4, 8, 12, 16, 32)  # a walk's odds of a preemption: 1 in ...
 
 
