@@ -99,31 +99,6 @@ def test_the_statistics_say_why_examples_were_not_counted(pytester: pytest.Pytes
     result.stdout.fnmatch_lines(["*an interleaving already run: not counted as an example*"])
 
 
-def test_a_failure_is_found_shrunk_and_replayed_as_before(pytester: pytest.Pytester):
-    pytester.makepyfile(
-        test_lost="""
-        from hypothesis import given, settings
-        from pytest_concurrency import schedules
-
-        class Counter:
-            n = 0
-            def incr(self):
-                self.n += 1
-
-        @settings(derandomize=True, database=None)
-        @given(schedules())
-        def test_counter(schedule):
-            counter = Counter()
-            schedule.run(counter.incr, counter.incr)
-            assert counter.n == 2
-        """
-    )
-    result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*schedule=Schedule(windows=((0,), 1, 1))*"])
-    assert "_novelty" not in result.stdout.str()
-
-
 def test_novelty_counts_each_sequence_of_runs_once_and_rejects_within_its_budget():
     novelty = Novelty(rejects_per_new=2)
     assert not novelty.should_reject([])  # ran no schedule: not ours to judge

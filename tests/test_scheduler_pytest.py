@@ -57,9 +57,11 @@ def test_the_falsifying_example_comes_with_the_interleaving(pytester: pytest.Pyt
     # ...and for the lost update, what each thread read and wrote.
     assert story.count("read self.n = 0") == 2, story
     assert story.count("wrote self.n = 1") == 2, story
-    # Shrunk to the fewest preemptions: one.
+    # Shrunk to the fewest preemptions: one, the first thread's first window.
     assert "1 preemption(s)" in story
+    assert "schedule=Schedule(windows=((0,), 1, 1))" in output
     assert "Flaky" not in output
+    assert "_novelty" not in output  # the counting of new interleavings wraps the test unseen
 
 
 def test_the_same_test_tells_the_same_story_on_every_run(pytester: pytest.Pytester):

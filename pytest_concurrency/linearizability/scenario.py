@@ -113,8 +113,9 @@ class Scenario:
         from ..scheduler import _novelty
         from ..scheduler.schedule import Schedule
 
-        # The same interleaving of other calls is a new example: tell the counting so.
-        _novelty.ran(repr(self))
+        if _novelty.counting():
+            # The same interleaving of other calls is a new example: tell the counting so.
+            _novelty.ran(repr(self))
         history = self.history
         history.clear()
         self.callers.clear()

@@ -620,8 +620,12 @@ class Scheduler:
                 self.opportunities.append(("step", step, len(others)))
             self.log.append(("step", record.index, step, others, len(self.trace) - 1))
 
+    def _others(self, record: ThreadRecord) -> list[ThreadRecord]:
+        """The threads that could run instead of ``record``, in thread order."""
+        return [t for t in self.threads if t.state is RUNNABLE and t is not record]
+
     def _preempt(self, record: ThreadRecord, choice: int) -> bool:
-        others = [t for t in self.threads if t.state is RUNNABLE and t is not record]
+        others = self._others(record)
         if not others:
             return False
         self.preemptions_taken += 1
@@ -711,7 +715,7 @@ class Scheduler:
         seen = seen_by[record.index] = seen_by.get(record.index, 0) + 1
         if seen < (self._lock_windows if locks else self._windows)[record.index]:
             return False
-        others = [t for t in self.threads if t.state is RUNNABLE and t is not record]
+        others = self._others(record)
         if not others:
             return False
         if locks:
@@ -735,7 +739,7 @@ class Scheduler:
         if visible in self._rank_changes:
             self._rank_low -= 1
             self._rank[record.index] = self._rank_low  # below every other thread, from now on
-        others = [t for t in self.threads if t.state is RUNNABLE and t is not record]
+        others = self._others(record)
         if not others:
             return None
         best = max(range(len(others)), key=lambda i: self._priority(others[i].index))
@@ -763,7 +767,7 @@ class Scheduler:
         return self.decisions.at_notifies.get(index, 0) % waiters
 
     def _preempt_after_switch(self, record: ThreadRecord, choice: int) -> bool:
-        others = [t for t in self.threads if t.state is RUNNABLE and t is not record]
+        others = self._others(record)
         if not others:
             return False  # deferred: it counts again from the next switch
         self._after_switch_next += 1
@@ -773,7 +777,7 @@ class Scheduler:
 
     def _time_slice(self, record: ThreadRecord, step: int) -> None:
         """A thread ran ``fair_slice`` steps in a row: let the others (or time) go on."""
-        runnable = [t for t in self.threads if t.state is RUNNABLE and t is not record]
+        runnable = self._others(record)
         if runnable:
             self._alone_steps = 0
             later = [t for t in runnable if t.index > record.index]

@@ -30,13 +30,18 @@ import functools
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-__all__ = ["REJECTS_PER_NEW", "REPEAT_EVENT", "Novelty", "count_new_interleavings_only", "ran"]
+__all__ = ["REJECTS_PER_NEW", "REPEAT_EVENT", "Novelty", "count_new_interleavings_only", "counting", "ran"]
 
 REJECTS_PER_NEW = 3
 REPEAT_EVENT = "an interleaving already run: not counted as an example"
 
 # The interleavings of the runs made by the example being run, if counted.
 _runs: contextvars.ContextVar[list[Hashable] | None] = contextvars.ContextVar("_runs", default=None)
+
+
+def counting() -> bool:
+    """True inside an example whose runs are counted: only then is an interleaving worth its key."""
+    return _runs.get() is not None
 
 
 def ran(interleaving: Hashable) -> None:

@@ -103,18 +103,9 @@ class Schedule:
     ) -> None:
         windows = _windows("windows", windows)
         lock_windows = _windows("lock_windows", lock_windows)
-        if walk is not None and (
-            not isinstance(walk, tuple)
-            or len(walk) != 3
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in walk)
-        ):
+        if walk is not None and not _three_counts(walk):
             raise ValueError(f"Schedule(walk=...) takes (seed, period, most), integers >= 0; got {walk!r}")
-        if priorities is not None and (
-            not isinstance(priorities, tuple)
-            or len(priorities) != 3
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in priorities)
-            or priorities[1] < 1
-        ):
+        if priorities is not None and (not _three_counts(priorities) or priorities[1] < 1):
             raise ValueError(
                 "Schedule(priorities=...) takes (seed, horizon, changes), integers >= 0 and a "
                 f"horizon >= 1; got {priorities!r}"
@@ -238,7 +229,8 @@ class Schedule:
         self._last = scheduler
         try:
             results = scheduler.run(callables)
-            _novelty.ran(_interleaving(scheduler, callables))
+            if _novelty.counting():  # a scan of the trace: not for runs nobody counts
+                _novelty.ran(_interleaving(scheduler, callables))
             return results
         finally:
             if detailed and scheduler.threads and not isinstance(
@@ -282,6 +274,15 @@ def _interleaving(scheduler: Scheduler, callables: Sequence[Callable[[], Any]]) 
 _FIELDS = (
     "at_steps", "after_switch", "at_syncs", "at_handoffs", "at_visible", "at_unlocked", "at_notifies",
 )  # the order of repr(): a Schedule pasted into @example replays exactly
+
+
+def _three_counts(value: Any) -> bool:
+    """A tuple of three integers >= 0 (a walk's or a priority schedule's parameters)."""
+    return (
+        isinstance(value, tuple)
+        and len(value) == 3
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value)
+    )
 
 
 def _windows(name: str, windows: Any) -> tuple[tuple[int, ...], int, int] | None:
